@@ -1,0 +1,80 @@
+import { Resolver, type DIDResolutionResult } from 'did-resolver';
+import { getResolver as keyDidResolver } from 'key-did-resolver';
+import { base58btcDecode, base58btcEncode, byteKey } from './bytes.ts';
+import { PUBLIC_KEY_LENGTH } from './ed25519.ts';
+import { InvalidArgumentError, KeyError } from './errors.ts';
+
+/** did:key method prefix plus multibase 'z' (base58btc). */
+const DID_KEY_PREFIX = 'did:key:z';
+// Multicodec ed25519-pub (0xed) as an unsigned varint: 0xed 0x01.
+const ED25519_MULTICODEC = [0xed, 0x01] as const;
+
+/** `z6Mk…`: the multibase part of an Ed25519 did:key; the agent's id in subjects. */
+export function agentIdFromPublicKey(publicKey: Uint8Array): string {
+  if (!(publicKey instanceof Uint8Array) || publicKey.length !== PUBLIC_KEY_LENGTH) {
+    throw new InvalidArgumentError(`public key must be a Uint8Array of ${PUBLIC_KEY_LENGTH} bytes`);
+  }
+  const bytes = new Uint8Array(2 + PUBLIC_KEY_LENGTH);
+  bytes.set(ED25519_MULTICODEC, 0);
+  bytes.set(publicKey, 2);
+  return 'z' + base58btcEncode(bytes);
+}
+
+export function didFromPublicKey(publicKey: Uint8Array): string {
+  return 'did:key:' + agentIdFromPublicKey(publicKey);
+}
+
+/** Decodes an Ed25519 did:key; undefined for anything else (never throws on input). */
+export function tryPublicKeyFromDid(did: unknown): Uint8Array | undefined {
+  if (typeof did !== 'string' || !did.startsWith(DID_KEY_PREFIX) || did.length > 64) return undefined;
+  const bytes = base58btcDecode(did.slice(DID_KEY_PREFIX.length));
+  if (bytes === undefined || bytes.length !== 2 + PUBLIC_KEY_LENGTH) return undefined;
+  if (bytes[0] !== ED25519_MULTICODEC[0] || bytes[1] !== ED25519_MULTICODEC[1]) return undefined;
+  const publicKey = bytes.slice(2);
+  // Only the canonical encoding is accepted, so one key has exactly one DID string.
+  return didFromPublicKey(publicKey) === did ? publicKey : undefined;
+}
+
+export function publicKeyFromDid(did: string): Uint8Array {
+  const key = tryPublicKeyFromDid(did);
+  if (key === undefined) throw new KeyError('invalid_did', `not an Ed25519 did:key: ${String(did).slice(0, 80)}`);
+  return key;
+}
+
+export function agentIdFromDid(did: string): string {
+  publicKeyFromDid(did);
+  return did.slice('did:key:'.length);
+}
+
+export function didFromAgentId(agentId: string): string {
+  const did = 'did:key:' + agentId;
+  publicKeyFromDid(did);
+  return did;
+}
+
+/**
+ * Receivers turn the same few signer keys into DIDs for every frame; this
+ * bounded memo makes that a Map lookup instead of a base58 encode.
+ */
+export class DidCache {
+  private readonly entries = new Map<string, string>();
+  constructor(private readonly limit = 16384) {}
+  didOf(publicKey: Uint8Array): string {
+    const k = byteKey(publicKey);
+    let did = this.entries.get(k);
+    if (did === undefined) {
+      did = didFromPublicKey(publicKey);
+      if (this.entries.size >= this.limit) this.entries.delete(this.entries.keys().next().value!);
+      this.entries.set(k, did);
+    }
+    return did;
+  }
+}
+
+let resolver: Resolver | undefined;
+
+/** Standard DID resolution (W3C DID Core) through did-resolver + key-did-resolver. */
+export async function resolveDid(did: string): Promise<DIDResolutionResult> {
+  resolver ??= new Resolver(keyDidResolver());
+  return resolver.resolve(did);
+}

@@ -1,0 +1,186 @@
+import { randomBytes } from 'node:crypto';
+import { Packr, Unpackr } from 'msgpackr';
+import { didFromPublicKey, type DidCache } from './did.ts';
+import { ed25519Backend, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH, type Ed25519Backend } from './ed25519.ts';
+import { InvalidArgumentError, type RejectReason } from './errors.ts';
+import type { AgentKey } from './keys.ts';
+
+/** Frame layout, docs/protocol.md §3: version(1) || public key(32) || signature(64) || body. */
+export const FRAME_VERSION = 1;
+export const HEADER_LENGTH = 1 + PUBLIC_KEY_LENGTH + SIGNATURE_LENGTH;
+/** Signing input is this prefix followed by the body bytes, exactly as sent. */
+export const SIGNING_DOMAIN = 'trustmesh/v1\n';
+export const ID_LENGTH = 16;
+export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
+export const MAX_TYPE_LENGTH = 128;
+export const MAX_SUBJECT_LENGTH = 256;
+
+const DOMAIN_BYTES = Buffer.from(SIGNING_DOMAIN, 'utf8');
+
+/** The signed body (docs/protocol.md §4). */
+export interface FrameBody {
+  v: 1;
+  id: Uint8Array;
+  iss: string;
+  sub: string;
+  aud?: string;
+  typ: string;
+  iat: number;
+  cor?: Uint8Array;
+  data: unknown;
+}
+
+/** What a sender chooses; the rest (v, id, iss, iat) is filled in unless given. */
+export interface FrameInit {
+  sub: string;
+  typ: string;
+  data?: unknown;
+  aud?: string;
+  cor?: Uint8Array;
+  /** 16 bytes; random when omitted. Fixed only for test vectors. */
+  id?: Uint8Array;
+  /** ms since the Unix epoch; `Date.now()` when omitted. */
+  iat?: number;
+}
+
+export interface SignedFrame {
+  bytes: Uint8Array;
+  body: FrameBody;
+}
+
+// Standard MessagePack only: no records, no undefined extension, smallest map headers.
+const packr = new Packr({ useRecords: false, variableMapSize: true, encodeUndefinedAsNil: true });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+
+export function signingInput(body: Uint8Array): Uint8Array {
+  const out = Buffer.allocUnsafe(DOMAIN_BYTES.length + body.length);
+  DOMAIN_BYTES.copy(out, 0);
+  out.set(body, DOMAIN_BYTES.length);
+  return out;
+}
+
+/** Encodes the body in the order of docs/protocol.md §4 and signs it. Throws only on misuse. */
+export function signFrame(key: AgentKey, init: FrameInit): SignedFrame {
+  if (typeof init.sub !== 'string' || init.sub.length === 0 || init.sub.length > MAX_SUBJECT_LENGTH) {
+    throw new InvalidArgumentError(`sub must be a non-empty subject of at most ${MAX_SUBJECT_LENGTH} chars`);
+  }
+  if (typeof init.typ !== 'string' || init.typ.length === 0 || init.typ.length > MAX_TYPE_LENGTH) {
+    throw new InvalidArgumentError(`typ must be a non-empty string of at most ${MAX_TYPE_LENGTH} chars`);
+  }
+  const id = init.id ?? randomBytes(ID_LENGTH);
+  if (id.length !== ID_LENGTH) throw new InvalidArgumentError(`id must be ${ID_LENGTH} bytes`);
+  if (init.cor !== undefined && init.cor.length !== ID_LENGTH) throw new InvalidArgumentError(`cor must be ${ID_LENGTH} bytes`);
+  const iat = init.iat ?? Date.now();
+  if (!Number.isSafeInteger(iat) || iat < 0) throw new InvalidArgumentError('iat must be a non-negative integer (ms)');
+
+  const body: FrameBody = { v: FRAME_VERSION, id, iss: key.did, sub: init.sub, typ: init.typ, iat, data: init.data ?? null };
+  // Wire order: v, id, iss, sub, aud?, typ, iat, cor?, data. iat goes out as a
+  // 64-bit integer (msgpackr would write a float64 for a plain number > 2^32).
+  const wire: Record<string, unknown> = { v: FRAME_VERSION, id, iss: key.did, sub: init.sub };
+  if (init.aud !== undefined) wire.aud = body.aud = init.aud;
+  wire.typ = init.typ;
+  wire.iat = BigInt(iat);
+  if (init.cor !== undefined) wire.cor = body.cor = init.cor;
+  wire.data = body.data;
+
+  const encoded = packr.pack(wire);
+  const signature = key.sign(signingInput(encoded));
+  const bytes = Buffer.allocUnsafe(HEADER_LENGTH + encoded.length);
+  bytes[0] = FRAME_VERSION;
+  bytes.set(key.publicKey, 1);
+  bytes.set(signature, 1 + PUBLIC_KEY_LENGTH);
+  bytes.set(encoded, HEADER_LENGTH);
+  return { bytes, body };
+}
+
+/** A frame whose signature verified and whose body is well formed. */
+export interface OpenedFrame extends FrameBody {
+  /** The signer's public key from the frame header. */
+  publicKey: Uint8Array;
+  /** The frame exactly as received. */
+  raw: Uint8Array;
+}
+
+export type OpenResult = { ok: true; frame: OpenedFrame } | { ok: false; reason: RejectReason; detail: string };
+
+export interface OpenOptions {
+  maxFrameBytes?: number;
+  backend?: Ed25519Backend;
+  /** Memo of public key -> DID; saves a base58 encode per frame. */
+  didCache?: DidCache;
+}
+
+const reject = (reason: RejectReason, detail: string): OpenResult => ({ ok: false, reason, detail });
+
+function mapHeaderCount(body: Uint8Array): number {
+  const b = body[0]!;
+  if (b >= 0x80 && b <= 0x8f) return b & 0x0f;
+  if (b === 0xde && body.length >= 3) return (body[1]! << 8) | body[2]!;
+  if (b === 0xdf && body.length >= 5) return ((body[1]! << 24) | (body[2]! << 16) | (body[3]! << 8) | body[4]!) >>> 0;
+  return -1;
+}
+
+const own = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
+const isBytes = (v: unknown, n: number): v is Uint8Array => v instanceof Uint8Array && v.length === n;
+const isText = (v: unknown, max: number): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
+
+/**
+ * Checks size, version and signature before a byte of the body is parsed, then
+ * decodes the body and checks field types and that `iss` names the signing key.
+ * Never throws on any input bytes: every failure is a result with a reason.
+ * Subject, audience, time and replay are the verifier's job (verifier.ts).
+ */
+export function openFrame(frame: Uint8Array, options: OpenOptions = {}): OpenResult {
+  const max = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  if (!(frame instanceof Uint8Array)) return reject('bad_frame', 'frame is not bytes');
+  if (frame.length > max) return reject('too_large', `${frame.length} bytes > limit ${max}`);
+  if (frame.length < HEADER_LENGTH + 1) return reject('bad_frame', `${frame.length} bytes is shorter than header + body`);
+  if (frame[0] !== FRAME_VERSION) return reject('bad_version', `version byte ${frame[0]}`);
+
+  const publicKey = frame.subarray(1, 1 + PUBLIC_KEY_LENGTH);
+  const signature = frame.subarray(1 + PUBLIC_KEY_LENGTH, HEADER_LENGTH);
+  const encoded = frame.subarray(HEADER_LENGTH);
+  const backend = options.backend ?? ed25519Backend('node');
+  if (!backend.verify(publicKey, signingInput(encoded), signature)) return reject('bad_signature', 'signature does not verify');
+
+  const declared = mapHeaderCount(encoded);
+  if (declared < 0) return reject('bad_frame', 'body is not a MessagePack map');
+  let body: Record<string, unknown>;
+  try {
+    body = unpackr.unpack(encoded) as Record<string, unknown>;
+  } catch (err) {
+    return reject('bad_frame', `body is not valid MessagePack: ${(err as Error).message.slice(0, 80)}`);
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return reject('bad_frame', 'body is not a map');
+  if (Object.keys(body).length !== declared) return reject('bad_frame', 'body map has duplicate or non-string keys');
+  if (body.v !== FRAME_VERSION) return reject('bad_version', `body.v is ${String(body.v).slice(0, 20)}, header says ${FRAME_VERSION}`);
+  if (!isBytes(body.id, ID_LENGTH)) return reject('bad_frame', `id must be ${ID_LENGTH} bytes (bin)`);
+  if (!isText(body.iss, 128)) return reject('bad_frame', 'iss must be a string');
+  if (!isText(body.sub, MAX_SUBJECT_LENGTH)) return reject('bad_frame', 'sub must be a string');
+  if (own(body, 'aud') && !isText(body.aud, 128)) return reject('bad_frame', 'aud must be a string when present');
+  if (!isText(body.typ, MAX_TYPE_LENGTH)) return reject('bad_frame', `typ must be a string of 1..${MAX_TYPE_LENGTH} chars`);
+  if (typeof body.iat !== 'number' || !Number.isSafeInteger(body.iat) || body.iat < 0) {
+    return reject('bad_frame', 'iat must be a non-negative integer (ms)');
+  }
+  if (own(body, 'cor') && !isBytes(body.cor, ID_LENGTH)) return reject('bad_frame', `cor must be ${ID_LENGTH} bytes when present`);
+  if (!own(body, 'data')) return reject('bad_frame', 'data is missing');
+
+  const signerDid = options.didCache?.didOf(publicKey) ?? didFromPublicKey(publicKey);
+  if (body.iss !== signerDid) return reject('issuer_mismatch', 'iss is not the did:key of the signing key');
+
+  // A fresh object with the known fields only: unknown keys are ignored (§4).
+  const opened: OpenedFrame = {
+    v: FRAME_VERSION,
+    id: body.id,
+    iss: body.iss,
+    sub: body.sub,
+    typ: body.typ,
+    iat: body.iat,
+    data: body.data,
+    publicKey,
+    raw: frame,
+  };
+  if (body.aud !== undefined) opened.aud = body.aud as string;
+  if (body.cor !== undefined) opened.cor = body.cor as Uint8Array;
+  return { ok: true, frame: opened };
+}
