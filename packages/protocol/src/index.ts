@@ -17,7 +17,7 @@
  */
 export { REJECT_REASONS, isRejectReason, TrustMeshError, FrameRejectedError, InvalidArgumentError, KeyError } from './errors.ts';
 export type { RejectReason, KeyErrorCode } from './errors.ts';
-export { toHex, fromHex, equalBytes, base58btcEncode, base58btcDecode } from './bytes.ts';
+export { toHex, fromHex, equalBytes, byteKey, base58btcEncode, base58btcDecode } from './bytes.ts';
 export { nodeEd25519, nobleEd25519, ed25519Backend, SEED_LENGTH, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH } from './ed25519.ts';
 export type { Ed25519Backend } from './ed25519.ts';
 export {

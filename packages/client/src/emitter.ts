@@ -1,0 +1,29 @@
+/** Minimal typed event emitter: listener errors are contained, never thrown into the receive path. */
+export class Emitter<Events extends { [K in keyof Events]: (...args: never[]) => void }> {
+  private readonly listeners = new Map<keyof Events, Set<Events[keyof Events]>>();
+
+  on<K extends keyof Events>(event: K, listener: Events[K]): () => void {
+    let set = this.listeners.get(event);
+    if (set === undefined) this.listeners.set(event, (set = new Set()));
+    set.add(listener);
+    return () => this.off(event, listener);
+  }
+
+  off<K extends keyof Events>(event: K, listener: Events[K]): void {
+    this.listeners.get(event)?.delete(listener);
+  }
+
+  protected emit<K extends keyof Events>(event: K, ...args: Parameters<Events[K]>): void {
+    const set = this.listeners.get(event);
+    if (set === undefined) return;
+    for (const listener of set) {
+      try {
+        (listener as (...a: Parameters<Events[K]>) => void)(...args);
+      } catch (err) {
+        queueMicrotask(() => {
+          throw err; // a listener bug surfaces as an uncaught error, not as a lost frame
+        });
+      }
+    }
+  }
+}
