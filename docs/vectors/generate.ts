@@ -520,6 +520,30 @@ export function buildVectors(): VectorFile {
   addNegative('bad_frame-typ-129', 'typ is 129 characters (limit 128)', signed(base('typ129', { typ: 'a'.repeat(129) })), baseSub, baseNow, 'bad_frame');
   addNegative('bad_frame-aud-nil', 'aud is present but nil', signed(setEntry(base('audnil'), 'aud', mp.nil())), baseSub, baseNow, 'bad_frame');
   addNegative('bad_frame-cor-8-bytes', 'cor is bin of 8 bytes', signed([...base('cor8'), ['cor', mp.bin(fixedId('cor8').subarray(0, 8))]]), baseSub, baseNow, 'bad_frame');
+  // bad_frame: the strict MessagePack rules of §4 (1, 2, 7, 9), each in an otherwise valid signed body
+  const f64 = (n: number) => {
+    const out = new Uint8Array(9);
+    out[0] = 0xcb;
+    new DataView(out.buffer).setFloat64(1, n);
+    return out;
+  };
+  const withData = (label: string, data: Uint8Array) => signed(setEntry(base(label), 'data', data));
+  addNegative('bad_frame-iat-float', 'iat is a float64 with an integral value (must be int)', signed(setEntry(base('iatfloat'), 'iat', f64(baseIat))), baseSub, baseNow, 'bad_frame');
+  addNegative('bad_version-v-float', 'v is the float64 1.0 (must be int)', signed(setEntry(base('vfloat'), 'v', f64(1))), baseSub, baseNow, 'bad_version');
+  addNegative('bad_frame-data-duplicate-key', 'a map inside data has the key "a" twice', withData('datadup', cat(bytes(0x82), mp.str('a'), mp.int(1), mp.str('a'), mp.int(2))), baseSub, baseNow, 'bad_frame');
+  addNegative('bad_frame-data-int-key', 'a map inside data has the int key 1', withData('dataintkey', cat(bytes(0x81), mp.int(1), mp.int(2))), baseSub, baseNow, 'bad_frame');
+  addNegative('bad_frame-data-invalid-utf8', 'a str inside data is the invalid UTF-8 sequence c3 28', withData('datautf8', bytes(0xa2, 0xc3, 0x28)), baseSub, baseNow, 'bad_frame');
+  addNegative('bad_frame-data-ext', 'data is fixext1 (type 1): ext types are not allowed', withData('dataext', bytes(0xd4, 0x01, 0x00)), baseSub, baseNow, 'bad_frame');
+  addNegative('bad_frame-data-timestamp', 'data is the timestamp ext type -1 (fixext4): ext types are not allowed', withData('datats', bytes(0xd6, 0xff, 0x00, 0x00, 0x00, 0x01)), baseSub, baseNow, 'bad_frame');
+  addNegative('bad_frame-data-c1', 'data is the never-used byte 0xc1', withData('datac1', bytes(0xc1)), baseSub, baseNow, 'bad_frame');
+  addNegative(
+    'bad_frame-nesting-33',
+    'data is 32 nested arrays, so the innermost is at level 33 (the body map is level 1; limit 32)',
+    withData('depth33', cat(...Array.from({ length: 31 }, () => bytes(0x91)), bytes(0x90))),
+    baseSub,
+    baseNow,
+    'bad_frame',
+  );
 
   // bad_version
   addNegative('bad_version-header', 'a valid frame with the version byte changed to 0x02', cat(bytes(0x02), good.subarray(1)), baseSub, baseNow, 'bad_version');

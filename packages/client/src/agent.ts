@@ -21,6 +21,8 @@ import { AgentClosedError, FrameTooLargeError, RemoteError, RequestTimeoutError 
 import { parsePresence, presenceData, type Lineage, type PeerInfo, type PresenceStatus } from './presence.ts';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+/** setTimeout's ceiling (2^31 - 1 ms, about 24.8 days); larger values would fire at once. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 /** Protocol message types (docs/protocol.md §9–10); application types must not start with `tm.`. */
 export const TYPE_PRESENCE = 'tm.presence';
 export const TYPE_REPLY = 'tm.reply';
@@ -71,6 +73,8 @@ export interface RejectionEvent {
   detail: string;
   subject: string;
   size: number;
+  /** DID of the key whose valid signature the frame carries; absent when the signature did not verify (then nobody is attributable). */
+  signer?: string;
 }
 
 export interface AgentStats {
@@ -206,6 +210,9 @@ export class Agent extends Emitter<AgentEvents> {
     const peer = this.resolvePeer(to);
     this.assertApplicationType(typ);
     const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS) {
+      throw new InvalidArgumentError(`timeoutMs must be an integer from 1 to ${MAX_TIMEOUT_MS} (got ${timeoutMs})`);
+    }
     const signal = options.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<T>((resolve, reject) => {
@@ -237,7 +244,7 @@ export class Agent extends Emitter<AgentEvents> {
         });
         void frame;
       } catch (err) {
-        clearTimeout(entry.timer);
+        entry.cleanup();
         reject(err);
         return;
       }
@@ -323,7 +330,7 @@ export class Agent extends Emitter<AgentEvents> {
     this.counters.received++;
     const result = this.verifier.verify(data, { subject });
     if (!result.ok) {
-      this.refuse(result.reason, result.detail, subject, data.length);
+      this.refuse(result.reason, result.detail, subject, data.length, result.signer);
       return undefined;
     }
     return result.frame;
@@ -334,9 +341,9 @@ export class Agent extends Emitter<AgentEvents> {
     this.emit('accepted', frame);
   }
 
-  private refuse(reason: RejectReason, detail: string, subject: string, size: number): void {
+  private refuse(reason: RejectReason, detail: string, subject: string, size: number, signer?: string): void {
     this.rejectedCounts[reason]++;
-    this.emit('rejected', { reason, detail, subject, size });
+    this.emit('rejected', signer === undefined ? { reason, detail, subject, size } : { reason, detail, subject, size, signer });
   }
 
   private onInbox(subject: string, data: Uint8Array): void {
@@ -345,7 +352,9 @@ export class Agent extends Emitter<AgentEvents> {
     if (frame === undefined) return;
     const kind = subject.split('.', 3)[2];
     if (kind === 'rep') this.onReply(frame, subject);
-    else {
+    else if (kind !== 'msg' && kind !== 'req') {
+      this.refuse('subject_mismatch', `'${kind}' is not a message kind (msg, req, rep)`, subject, data.length, frame.iss);
+    } else {
       this.accept(frame);
       this.dispatch(frame, kind === 'req', subject);
     }
@@ -354,7 +363,7 @@ export class Agent extends Emitter<AgentEvents> {
   private onReply(frame: OpenedFrame, subject: string): void {
     const entry = frame.cor === undefined ? undefined : this.pending.get(byteKey(frame.cor));
     if (entry === undefined || entry.to !== senderOfSubject(subject) || (frame.typ !== TYPE_REPLY && frame.typ !== TYPE_ERROR)) {
-      this.refuse('unsolicited', 'reply matches no pending request to its sender', subject, frame.raw.length);
+      this.refuse('unsolicited', 'reply matches no pending request to its sender', subject, frame.raw.length, frame.iss);
       return;
     }
     entry.cleanup();
@@ -430,7 +439,7 @@ export class Agent extends Emitter<AgentEvents> {
     if (frame === undefined) return;
     const presence = frame.typ === TYPE_PRESENCE ? parsePresence(frame.data) : undefined;
     if (presence === undefined) {
-      this.refuse('bad_frame', 'presence frame with malformed data or wrong type', subject, data.length);
+      this.refuse('bad_frame', 'presence frame with malformed data or wrong type', subject, data.length, frame.iss);
       return;
     }
     this.accept(frame);

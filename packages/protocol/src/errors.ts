@@ -1,6 +1,6 @@
 /**
  * Rejection reasons are data: every frame a receiver refuses is refused with
- * exactly one of these codes. The table is normative (docs/protocol.md §7).
+ * exactly one of these codes. The table is normative (docs/protocol.md §8).
  */
 export const REJECT_REASONS = {
   too_large: 'frame is larger than the receiver accepts; refused unread',

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { Packr, Unpackr } from 'msgpackr';
+import { Packr } from 'msgpackr';
 import { didFromPublicKey, type DidCache } from './did.ts';
 import { ed25519Backend, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH, type Ed25519Backend } from './ed25519.ts';
 import { InvalidArgumentError, type RejectReason } from './errors.ts';
+import { decodeBody, MsgpackError, type DecodedBody } from './msgpack.ts';
 import type { AgentKey } from './keys.ts';
 
 /** Frame layout, docs/protocol.md §3: version(1) || public key(32) || signature(64) || body. */
@@ -50,7 +51,6 @@ export interface SignedFrame {
 
 // Standard MessagePack only: no records, no undefined extension, smallest map headers.
 const packr = new Packr({ useRecords: false, variableMapSize: true, encodeUndefinedAsNil: true });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 
 export function signingInput(body: Uint8Array): Uint8Array {
   const out = Buffer.allocUnsafe(DOMAIN_BYTES.length + body.length);
@@ -84,6 +84,13 @@ export function signFrame(key: AgentKey, init: FrameInit): SignedFrame {
   wire.data = body.data;
 
   const encoded = packr.pack(wire);
+  // msgpackr happily writes Dates, Sets and non-str map keys as ext types or odd
+  // keys; receivers refuse those (§4), so refuse them here, where the caller can react.
+  try {
+    decodeBody(encoded);
+  } catch (err) {
+    throw new InvalidArgumentError(`data is not plain MessagePack (${(err as Error).message}); send plain objects, arrays, strings, numbers, booleans, null and Uint8Array`);
+  }
   const signature = key.sign(signingInput(encoded));
   const bytes = Buffer.allocUnsafe(HEADER_LENGTH + encoded.length);
   bytes[0] = FRAME_VERSION;
@@ -101,7 +108,11 @@ export interface OpenedFrame extends FrameBody {
   raw: Uint8Array;
 }
 
-export type OpenResult = { ok: true; frame: OpenedFrame } | { ok: false; reason: RejectReason; detail: string };
+/**
+ * `signer` (the DID of the header key) is set once the signature has verified:
+ * from then on the rejection is attributable to that key (docs/protocol.md §7).
+ */
+export type OpenResult = { ok: true; frame: OpenedFrame } | { ok: false; reason: RejectReason; detail: string; signer?: string };
 
 export interface OpenOptions {
   maxFrameBytes?: number;
@@ -111,14 +122,6 @@ export interface OpenOptions {
 }
 
 const reject = (reason: RejectReason, detail: string): OpenResult => ({ ok: false, reason, detail });
-
-function mapHeaderCount(body: Uint8Array): number {
-  const b = body[0]!;
-  if (b >= 0x80 && b <= 0x8f) return b & 0x0f;
-  if (b === 0xde && body.length >= 3) return (body[1]! << 8) | body[2]!;
-  if (b === 0xdf && body.length >= 5) return ((body[1]! << 24) | (body[2]! << 16) | (body[3]! << 8) | body[4]!) >>> 0;
-  return -1;
-}
 
 const own = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
 const isBytes = (v: unknown, n: number): v is Uint8Array => v instanceof Uint8Array && v.length === n;
@@ -143,30 +146,30 @@ export function openFrame(frame: Uint8Array, options: OpenOptions = {}): OpenRes
   const backend = options.backend ?? ed25519Backend('node');
   if (!backend.verify(publicKey, signingInput(encoded), signature)) return reject('bad_signature', 'signature does not verify');
 
-  const declared = mapHeaderCount(encoded);
-  if (declared < 0) return reject('bad_frame', 'body is not a MessagePack map');
-  let body: Record<string, unknown>;
+  const signer = options.didCache?.didOf(publicKey) ?? didFromPublicKey(publicKey);
+  const refuse = (reason: RejectReason, detail: string): OpenResult => ({ ok: false, reason, detail, signer });
+  let decoded: DecodedBody;
   try {
-    body = unpackr.unpack(encoded) as Record<string, unknown>;
+    decoded = decodeBody(encoded);
   } catch (err) {
-    return reject('bad_frame', `body is not valid MessagePack: ${(err as Error).message.slice(0, 80)}`);
+    return refuse('bad_frame', `body is not a well-formed MessagePack map: ${err instanceof MsgpackError ? err.message : 'undecodable'}`);
   }
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) return reject('bad_frame', 'body is not a map');
-  if (Object.keys(body).length !== declared) return reject('bad_frame', 'body map has duplicate or non-string keys');
-  if (body.v !== FRAME_VERSION) return reject('bad_version', `body.v is ${String(body.v).slice(0, 20)}, header says ${FRAME_VERSION}`);
-  if (!isBytes(body.id, ID_LENGTH)) return reject('bad_frame', `id must be ${ID_LENGTH} bytes (bin)`);
-  if (!isText(body.iss, 128)) return reject('bad_frame', 'iss must be a string');
-  if (!isText(body.sub, MAX_SUBJECT_LENGTH)) return reject('bad_frame', 'sub must be a string');
-  if (own(body, 'aud') && !isText(body.aud, 128)) return reject('bad_frame', 'aud must be a string when present');
-  if (!isText(body.typ, MAX_TYPE_LENGTH)) return reject('bad_frame', `typ must be a string of 1..${MAX_TYPE_LENGTH} chars`);
-  if (typeof body.iat !== 'number' || !Number.isSafeInteger(body.iat) || body.iat < 0) {
-    return reject('bad_frame', 'iat must be a non-negative integer (ms)');
+  const body = decoded.fields;
+  if (body.v !== FRAME_VERSION || !decoded.ints.has('v')) {
+    return refuse('bad_version', `body.v is ${typeof body.v === 'number' ? body.v : typeof body.v}, header says ${FRAME_VERSION}`);
   }
-  if (own(body, 'cor') && !isBytes(body.cor, ID_LENGTH)) return reject('bad_frame', `cor must be ${ID_LENGTH} bytes when present`);
-  if (!own(body, 'data')) return reject('bad_frame', 'data is missing');
+  if (!isBytes(body.id, ID_LENGTH)) return refuse('bad_frame', `id must be ${ID_LENGTH} bytes (bin)`);
+  if (!isText(body.iss, 128)) return refuse('bad_frame', 'iss must be a string');
+  if (!isText(body.sub, MAX_SUBJECT_LENGTH)) return refuse('bad_frame', 'sub must be a string');
+  if (own(body, 'aud') && !isText(body.aud, 128)) return refuse('bad_frame', 'aud must be a string when present');
+  if (!isText(body.typ, MAX_TYPE_LENGTH)) return refuse('bad_frame', `typ must be a string of 1..${MAX_TYPE_LENGTH} chars`);
+  if (typeof body.iat !== 'number' || !decoded.ints.has('iat') || body.iat < 0) {
+    return refuse('bad_frame', 'iat must be a non-negative integer (ms)');
+  }
+  if (own(body, 'cor') && !isBytes(body.cor, ID_LENGTH)) return refuse('bad_frame', `cor must be ${ID_LENGTH} bytes when present`);
+  if (!own(body, 'data')) return refuse('bad_frame', 'data is missing');
 
-  const signerDid = options.didCache?.didOf(publicKey) ?? didFromPublicKey(publicKey);
-  if (body.iss !== signerDid) return reject('issuer_mismatch', 'iss is not the did:key of the signing key');
+  if (body.iss !== signer) return refuse('issuer_mismatch', 'iss is not the did:key of the signing key');
 
   // A fresh object with the known fields only: unknown keys are ignored (§4).
   const opened: OpenedFrame = {

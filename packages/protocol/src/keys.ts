@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, open, readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { inspect } from 'node:util';
 import { fromHex, toHex } from './bytes.ts';
 import { agentIdFromPublicKey } from './did.ts';
@@ -102,12 +102,12 @@ export async function saveKeyFile(path: string, key: AgentKey, options: SaveKeyO
     throw err;
   }
   try {
+    // An existing file opened with 'w' keeps its old mode; force 0600 before the seed is written.
+    await handle.chmod(0o600);
     await handle.writeFile(JSON.stringify(file, null, 2) + '\n');
   } finally {
     await handle.close();
   }
-  // An existing file opened with 'w' keeps its old mode; force 0600.
-  await chmod(path, 0o600);
 }
 
 export async function loadKeyFile(path: string, options: KeyOptions = {}): Promise<AgentKey> {
@@ -139,7 +139,7 @@ export async function loadKeyFile(path: string, options: KeyOptions = {}): Promi
   }
   const key = keyFromSeed(fromHex(parsed.seed_hex), options);
   if (parsed.did !== undefined && parsed.did !== key.did) {
-    throw new KeyError('key_file_invalid', `key file ${path} names ${String(parsed.did).slice(0, 80)} but its seed derives ${key.did}`);
+    throw new KeyError('key_file_invalid', `key file ${path} names ${typeof parsed.did === 'string' ? parsed.did.slice(0, 80) : `a ${typeof parsed.did}`} but its seed derives ${key.did}`);
   }
   return key;
 }

@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from './errors.ts';
 
 /**
- * Subject layout (docs/protocol.md §5). Every subject starts with the mesh root
+ * Subject layout (docs/protocol.md §6). Every subject starts with the mesh root
  * `tm.<mesh>.` and its LAST token is the publishing agent's id, so in secure
  * mode a per-user publish permission makes the subject itself proof of who sent it.
  */

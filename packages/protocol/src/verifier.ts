@@ -2,11 +2,12 @@ import { byteKey } from './bytes.ts';
 import { DidCache } from './did.ts';
 import { ed25519Backend } from './ed25519.ts';
 import type { RejectReason } from './errors.ts';
-import { DEFAULT_MAX_FRAME_BYTES, openFrame, type OpenedFrame } from './frame.ts';
+import { DEFAULT_MAX_FRAME_BYTES, openFrame, type OpenResult } from './frame.ts';
 import { DEFAULT_WINDOW_MS, ReplayGuard, type ReplayGuardInit } from './replay.ts';
 import { senderOfSubject } from './subjects.ts';
 
-export type VerifyResult = { ok: true; frame: OpenedFrame } | { ok: false; reason: RejectReason; detail: string };
+/** As {@link OpenResult}: `signer` names the key once the signature has verified. */
+export type VerifyResult = OpenResult;
 
 export interface VerifierInit extends ReplayGuardInit {
   /** Frames larger than this are refused unread; default 1 MiB. */
@@ -25,7 +26,7 @@ export interface VerifyContext {
 }
 
 /**
- * Applies every receiver rule of docs/protocol.md §6, in order:
+ * Applies every receiver rule of docs/protocol.md §7, in order:
  * size, version, signature, body, issuer, subject, audience, time, replay.
  * Never throws on frame bytes.
  */
@@ -51,22 +52,22 @@ export class FrameVerifier {
     const opened = openFrame(frame, { maxFrameBytes: this.maxFrameBytes, backend: this.backend, didCache: this.dids });
     if (!opened.ok) return opened;
     const body = opened.frame;
+    // Past the issuer check, iss is the signer: every refusal below is attributable to it.
+    const refuse = (reason: RejectReason, detail: string): VerifyResult => ({ ok: false, reason, detail, signer: body.iss });
     if (body.sub !== context.subject) {
-      return { ok: false, reason: 'subject_mismatch', detail: `signed for ${body.sub.slice(0, 120)}, arrived on ${context.subject.slice(0, 120)}` };
+      return refuse('subject_mismatch', `signed for ${body.sub.slice(0, 120)}, arrived on ${context.subject.slice(0, 120)}`);
     }
     // did:key:<agentId> — the subject's last token must be the signer's agent id.
-    if (senderOfSubject(context.subject) !== body.iss.slice(8)) {
-      return { ok: false, reason: 'subject_mismatch', detail: 'subject names another sender than the signer' };
-    }
+    if (senderOfSubject(context.subject) !== body.iss.slice(8)) return refuse('subject_mismatch', 'subject names another sender than the signer');
     if (body.aud !== undefined && this.self !== undefined && body.aud !== this.self) {
-      return { ok: false, reason: 'audience_mismatch', detail: `addressed to ${body.aud.slice(0, 80)}` };
+      return refuse('audience_mismatch', `addressed to ${body.aud.slice(0, 80)}`);
     }
     const now = this.now();
-    if (body.iat < now - this.windowMs) return { ok: false, reason: 'stale', detail: `iat ${now - body.iat} ms old, window ${this.windowMs} ms` };
-    if (body.iat > now + this.windowMs) return { ok: false, reason: 'future', detail: `iat ${body.iat - now} ms ahead, window ${this.windowMs} ms` };
+    if (body.iat < now - this.windowMs) return refuse('stale', `iat ${now - body.iat} ms old, window ${this.windowMs} ms`);
+    if (body.iat > now + this.windowMs) return refuse('future', `iat ${body.iat - now} ms ahead, window ${this.windowMs} ms`);
     const verdict = this.replay.checkAndRemember(byteKey(body.publicKey) + byteKey(body.id), body.iat, now);
-    if (verdict === 'replay') return { ok: false, reason: 'replay', detail: '(iss, id) already accepted' };
-    if (verdict === 'stale') return { ok: false, reason: 'stale', detail: 'iat below the replay floor raised under load' };
+    if (verdict === 'replay') return refuse('replay', '(iss, id) already accepted');
+    if (verdict === 'stale') return refuse('stale', 'iat below the replay floor raised under load');
     return opened;
   }
 }
