@@ -68,8 +68,9 @@ export function signFrame(key: AgentKey, init: FrameInit): SignedFrame {
     throw new InvalidArgumentError(`typ must be a non-empty string of at most ${MAX_TYPE_LENGTH} chars`);
   }
   const id = init.id ?? randomBytes(ID_LENGTH);
-  if (id.length !== ID_LENGTH) throw new InvalidArgumentError(`id must be ${ID_LENGTH} bytes`);
-  if (init.cor !== undefined && init.cor.length !== ID_LENGTH) throw new InvalidArgumentError(`cor must be ${ID_LENGTH} bytes`);
+  if (!isBytes(id, ID_LENGTH)) throw new InvalidArgumentError(`id must be a Uint8Array of ${ID_LENGTH} bytes`);
+  if (init.cor !== undefined && !isBytes(init.cor, ID_LENGTH)) throw new InvalidArgumentError(`cor must be a Uint8Array of ${ID_LENGTH} bytes`);
+  if (init.aud !== undefined && !isText(init.aud, 128)) throw new InvalidArgumentError('aud must be a DID string of 1..128 bytes');
   const iat = init.iat ?? Date.now();
   if (!Number.isSafeInteger(iat) || iat < 0) throw new InvalidArgumentError('iat must be a non-negative integer (ms)');
 
@@ -162,7 +163,7 @@ export function openFrame(frame: Uint8Array, options: OpenOptions = {}): OpenRes
   if (!isText(body.iss, 128)) return refuse('bad_frame', 'iss must be a string');
   if (!isText(body.sub, MAX_SUBJECT_LENGTH)) return refuse('bad_frame', 'sub must be a string');
   if (own(body, 'aud') && !isText(body.aud, 128)) return refuse('bad_frame', 'aud must be a string when present');
-  if (!isText(body.typ, MAX_TYPE_LENGTH)) return refuse('bad_frame', `typ must be a string of 1..${MAX_TYPE_LENGTH} chars`);
+  if (!isText(body.typ, MAX_TYPE_LENGTH)) return refuse('bad_frame', `typ must be a string of 1..${MAX_TYPE_LENGTH} UTF-8 bytes`);
   if (typeof body.iat !== 'number' || !decoded.ints.has('iat') || body.iat < 0) {
     return refuse('bad_frame', 'iat must be a non-negative integer (ms)');
   }

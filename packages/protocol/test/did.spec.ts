@@ -114,7 +114,7 @@ describe('did:key agreement with did-resolver + key-did-resolver', () => {
     }
   });
 
-  it('did - resolveDid reports an error for a DID our decoder refuses', async () => {
+  it('did - a truncated did:key is refused by our decoder, and resolveDid reports an error for an empty one', async () => {
     const bad = didOfBytes(withPrefix([0xed, 0x01], new Uint8Array(31).fill(7)));
     expect(tryPublicKeyFromDid(bad)).toBeUndefined();
     const result = await resolveDid('did:key:z');
