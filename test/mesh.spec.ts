@@ -410,7 +410,12 @@ describe('mesh', () => {
     const bobA = await nats.join({ mesh: meshA, name: 'bob-a', key: sharedKey });
     const carol = await nats.join({ mesh: meshB, name: 'carol' });
     const bobB = await nats.join({ mesh: meshB, name: 'bob-b', key: sharedKey });
-    await waitFor(() => knows(alice, bobA) && knows(carol, bobB), 'each mesh to see its own members');
+    // Both directions: the joiner learns the others from their `alive` answers, which
+    // must have arrived before the receive counters are read below.
+    await waitFor(
+      () => knows(alice, bobA) && knows(bobA, alice) && knows(carol, bobB) && knows(bobB, carol),
+      'each mesh to see its own members',
+    );
 
     const calledA: string[] = [];
     const calledB: string[] = [];
