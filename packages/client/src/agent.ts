@@ -140,6 +140,7 @@ export class Agent extends Emitter<AgentEvents> {
   private readonly handlers = new Map<string, Handler>();
   private readonly pending = new Map<string, PendingRequest>();
   private readonly peerTable = new Map<string, PeerInfo>();
+  private readonly resolvedPeers = new Map<string, { did: string; agentId: string }>();
   private readonly subscriptions: Subscription[] = [];
   private readonly requestTimeoutMs: number;
   private readonly maxFrameBytes: number;
@@ -317,7 +318,14 @@ export class Agent extends Emitter<AgentEvents> {
 
   private resolvePeer(to: string): { did: string; agentId: string } {
     if (typeof to !== 'string') throw new InvalidArgumentError('recipient must be a DID or agent id string');
-    return to.startsWith('did:key:') ? { did: to, agentId: agentIdFromDid(to) } : { did: didFromAgentId(to), agentId: to };
+    // Validating a DID is a base58 decode and re-encode; peers repeat, so remember them (bounded).
+    let peer = this.resolvedPeers.get(to);
+    if (peer === undefined) {
+      peer = to.startsWith('did:key:') ? { did: to, agentId: agentIdFromDid(to) } : { did: didFromAgentId(to), agentId: to };
+      if (this.resolvedPeers.size >= 4096) this.resolvedPeers.clear();
+      this.resolvedPeers.set(to, peer);
+    }
+    return peer;
   }
 
   private assertApplicationType(typ: string): void {

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { Packr } from 'msgpackr';
 import { didFromPublicKey, type DidCache } from './did.ts';
 import { ed25519Backend, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH, type Ed25519Backend } from './ed25519.ts';
@@ -52,6 +52,19 @@ export interface SignedFrame {
 // Standard MessagePack only: no records, no undefined extension, smallest map headers.
 const packr = new Packr({ useRecords: false, variableMapSize: true, encodeUndefinedAsNil: true });
 
+// Frame ids come from a pooled CSPRNG buffer: one getrandom call per 256 ids, not per frame.
+const idPool = Buffer.allocUnsafe(4096);
+let idPoolOffset = idPool.length;
+function freshId(): Uint8Array {
+  if (idPoolOffset + ID_LENGTH > idPool.length) {
+    randomFillSync(idPool);
+    idPoolOffset = 0;
+  }
+  const id = Uint8Array.prototype.slice.call(idPool, idPoolOffset, idPoolOffset + ID_LENGTH);
+  idPoolOffset += ID_LENGTH;
+  return id;
+}
+
 export function signingInput(body: Uint8Array): Uint8Array {
   const out = Buffer.allocUnsafe(DOMAIN_BYTES.length + body.length);
   DOMAIN_BYTES.copy(out, 0);
@@ -67,7 +80,7 @@ export function signFrame(key: AgentKey, init: FrameInit): SignedFrame {
   if (typeof init.typ !== 'string' || init.typ.length === 0 || init.typ.length > MAX_TYPE_LENGTH) {
     throw new InvalidArgumentError(`typ must be a non-empty string of at most ${MAX_TYPE_LENGTH} chars`);
   }
-  const id = init.id ?? randomBytes(ID_LENGTH);
+  const id = init.id ?? freshId();
   if (!isBytes(id, ID_LENGTH)) throw new InvalidArgumentError(`id must be a Uint8Array of ${ID_LENGTH} bytes`);
   if (init.cor !== undefined && !isBytes(init.cor, ID_LENGTH)) throw new InvalidArgumentError(`cor must be a Uint8Array of ${ID_LENGTH} bytes`);
   if (init.aud !== undefined && !isText(init.aud, 128)) throw new InvalidArgumentError('aud must be a DID string of 1..128 bytes');

@@ -16,7 +16,7 @@ export class MsgpackError extends Error {}
 export type ValueKind = 'int' | 'float' | 'other';
 
 interface State {
-  bytes: Uint8Array;
+  bytes: Buffer;
   view: DataView;
   pos: number;
   /** Kind of the last scalar read; lets callers require an int (not an integral float). */
@@ -50,6 +50,13 @@ function u32(s: State): number {
 
 function int64(s: State, signed: boolean): number | bigint {
   need(s, 8);
+  const hi = s.view.getUint32(s.pos);
+  if (hi <= 0x1fffff) {
+    // 0 <= value < 2^53: exact as a number without a BigInt round trip (iat takes this path).
+    const lo = s.view.getUint32(s.pos + 4);
+    s.pos += 8;
+    return hi * 0x100000000 + lo;
+  }
   const big = signed ? s.view.getBigInt64(s.pos) : s.view.getBigUint64(s.pos);
   s.pos += 8;
   return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
@@ -57,10 +64,17 @@ function int64(s: State, signed: boolean): number | bigint {
 
 function str(s: State, length: number): string {
   need(s, length);
-  const slice = s.bytes.subarray(s.pos, s.pos + length);
-  if (!isUtf8(slice)) fail('str is not valid UTF-8');
-  s.pos += length;
-  return Buffer.from(slice.buffer, slice.byteOffset, slice.byteLength).toString('utf8');
+  const b = s.bytes;
+  const start = s.pos;
+  const end = start + length;
+  s.pos = end;
+  // ASCII (every key, DID, subject and type) is valid UTF-8 by construction:
+  // one scan and a latin1 slice; anything else takes the full UTF-8 check.
+  let i = start;
+  while (i < end && b[i]! < 0x80) i++;
+  if (i === end) return b.toString('latin1', start, end);
+  if (!isUtf8(b.subarray(start, end))) fail('str is not valid UTF-8');
+  return b.toString('utf8', start, end);
 }
 
 function bin(s: State, length: number): Uint8Array {
@@ -78,8 +92,10 @@ function container(s: State, count: number, minEntryBytes: number): void {
 
 function setKey(target: Record<string, unknown>, key: string, value: unknown): void {
   if (Object.prototype.hasOwnProperty.call(target, key)) fail(`duplicate map key ${JSON.stringify(key.slice(0, 40))}`);
-  // defineProperty, so a "__proto__" key is data, not a prototype change.
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  // defineProperty only for "__proto__" (so it is data, not a prototype change):
+  // on every key it would turn the object into a slow dictionary.
+  if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
 }
 
 function readKey(s: State): string {
@@ -207,6 +223,11 @@ function value(s: State, depth: number): unknown {
   }
 }
 
+function state(bytes: Uint8Array): State {
+  const buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return { bytes: buffer, view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), pos: 0, kind: 'other' };
+}
+
 export interface DecodedBody {
   /** Top-level fields; values decoded strictly. */
   fields: Record<string, unknown>;
@@ -216,7 +237,7 @@ export interface DecodedBody {
 
 /** Decodes a frame body: exactly one map with str keys and nothing after it. Throws MsgpackError. */
 export function decodeBody(bytes: Uint8Array): DecodedBody {
-  const s: State = { bytes, view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), pos: 0, kind: 'other' };
+  const s = state(bytes);
   const b = u8(s);
   let count: number;
   if (b >= 0x80 && b <= 0x8f) count = b & 0x0f;
@@ -238,7 +259,7 @@ export function decodeBody(bytes: Uint8Array): DecodedBody {
 
 /** Decodes one standalone MessagePack value under the same rules (for payloads carried outside frames). */
 export function decodeStrict(bytes: Uint8Array): unknown {
-  const s: State = { bytes, view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), pos: 0, kind: 'other' };
+  const s = state(bytes);
   const out = value(s, 0);
   if (s.pos !== bytes.length) fail(`${bytes.length - s.pos} bytes after the value`);
   return out;
