@@ -1,6 +1,6 @@
 import { Resolver, type DIDResolutionResult } from 'did-resolver';
 import { getResolver as keyDidResolver } from 'key-did-resolver';
-import { base58btcDecode, base58btcEncode, byteKey } from './bytes.ts';
+import { base58btcDecode, base58btcEncode } from './bytes.ts';
 import { PUBLIC_KEY_LENGTH } from './ed25519.ts';
 import { InvalidArgumentError, KeyError } from './errors.ts';
 
@@ -50,25 +50,6 @@ export function didFromAgentId(agentId: string): string {
   const did = 'did:key:' + agentId;
   publicKeyFromDid(did);
   return did;
-}
-
-/**
- * Receivers turn the same few signer keys into DIDs for every frame; this
- * bounded memo makes that a Map lookup instead of a base58 encode.
- */
-export class DidCache {
-  private readonly entries = new Map<string, string>();
-  constructor(private readonly limit = 16384) {}
-  didOf(publicKey: Uint8Array): string {
-    const k = byteKey(publicKey);
-    let did = this.entries.get(k);
-    if (did === undefined) {
-      did = didFromPublicKey(publicKey);
-      if (this.entries.size >= this.limit) this.entries.delete(this.entries.keys().next().value!);
-      this.entries.set(k, did);
-    }
-    return did;
-  }
 }
 
 let resolver: Resolver | undefined;

@@ -19,6 +19,12 @@ export interface Ed25519Backend {
   publicKeyFromSeed(seed: Uint8Array): Uint8Array;
   sign(seed: Uint8Array, message: Uint8Array): Uint8Array;
   verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
+  /**
+   * Parses the public key once and returns its verify function, for callers
+   * that cache per signer. A key that is not a valid point yields a function
+   * that always returns false.
+   */
+  prepare(publicKey: Uint8Array): (message: Uint8Array, signature: Uint8Array) => boolean;
 }
 
 // DER prefixes of PKCS#8 (private) and SPKI (public) for OID 1.3.101.112 (RFC 8410).
@@ -67,6 +73,23 @@ function createNodeBackend(): Ed25519Backend {
       checkLength('seed', seed, SEED_LENGTH);
       return new Uint8Array(nodeSign(null, message, privateKeyOf(seed)));
     },
+    prepare(publicKey) {
+      let key: KeyObject;
+      try {
+        if (publicKey.length !== PUBLIC_KEY_LENGTH) throw new Error('length');
+        key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
+      } catch {
+        return () => false; // not a point on the curve
+      }
+      return (message, signature) => {
+        if (signature.length !== SIGNATURE_LENGTH) return false;
+        try {
+          return nodeVerify(null, message, key, signature);
+        } catch {
+          return false;
+        }
+      };
+    },
     verify(publicKey, message, signature) {
       if (publicKey.length !== PUBLIC_KEY_LENGTH || signature.length !== SIGNATURE_LENGTH) return false;
       let key: KeyObject;
@@ -96,6 +119,10 @@ function createNobleBackend(): Ed25519Backend {
     sign(seed, message) {
       checkLength('seed', seed, SEED_LENGTH);
       return noble.sign(message, seed);
+    },
+    prepare(publicKey) {
+      const key = Uint8Array.from(publicKey);
+      return (message, signature) => this.verify(key, message, signature);
     },
     verify(publicKey, message, signature) {
       if (publicKey.length !== PUBLIC_KEY_LENGTH || signature.length !== SIGNATURE_LENGTH) return false;

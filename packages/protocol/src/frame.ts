@@ -1,6 +1,6 @@
 import { randomFillSync } from 'node:crypto';
 import { Packr } from 'msgpackr';
-import { didFromPublicKey, type DidCache } from './did.ts';
+import { SignerCache, type Signer } from './signers.ts';
 import { ed25519Backend, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH, type Ed25519Backend } from './ed25519.ts';
 import { InvalidArgumentError, type RejectReason } from './errors.ts';
 import { decodeBody, MsgpackError, type DecodedBody } from './msgpack.ts';
@@ -74,11 +74,11 @@ export function signingInput(body: Uint8Array): Uint8Array {
 
 /** Encodes the body in the order of docs/protocol.md §4 and signs it. Throws only on misuse. */
 export function signFrame(key: AgentKey, init: FrameInit): SignedFrame {
-  if (typeof init.sub !== 'string' || init.sub.length === 0 || init.sub.length > MAX_SUBJECT_LENGTH) {
-    throw new InvalidArgumentError(`sub must be a non-empty subject of at most ${MAX_SUBJECT_LENGTH} chars`);
+  if (!isText(init.sub, MAX_SUBJECT_LENGTH)) {
+    throw new InvalidArgumentError(`sub must be a non-empty subject of at most ${MAX_SUBJECT_LENGTH} UTF-8 bytes`);
   }
-  if (typeof init.typ !== 'string' || init.typ.length === 0 || init.typ.length > MAX_TYPE_LENGTH) {
-    throw new InvalidArgumentError(`typ must be a non-empty string of at most ${MAX_TYPE_LENGTH} chars`);
+  if (!isText(init.typ, MAX_TYPE_LENGTH)) {
+    throw new InvalidArgumentError(`typ must be a non-empty string of at most ${MAX_TYPE_LENGTH} UTF-8 bytes`);
   }
   const id = init.id ?? freshId();
   if (!isBytes(id, ID_LENGTH)) throw new InvalidArgumentError(`id must be a Uint8Array of ${ID_LENGTH} bytes`);
@@ -130,16 +130,22 @@ export type OpenResult = { ok: true; frame: OpenedFrame } | { ok: false; reason:
 
 export interface OpenOptions {
   maxFrameBytes?: number;
+  /** Ed25519 implementation when no `signers` cache is given; default `node`. */
   backend?: Ed25519Backend;
-  /** Memo of public key -> DID; saves a base58 encode per frame. */
-  didCache?: DidCache;
+  /** Memo of parsed signer keys and their DIDs; saves key parsing and a base58 encode per frame. */
+  signers?: SignerCache;
 }
 
 const reject = (reason: RejectReason, detail: string): OpenResult => ({ ok: false, reason, detail });
 
 const own = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
 const isBytes = (v: unknown, n: number): v is Uint8Array => v instanceof Uint8Array && v.length === n;
-const isText = (v: unknown, max: number): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
+/**
+ * Length bounds count UTF-8 bytes (§4), as every implementation can. A UTF-16
+ * unit is at most 3 UTF-8 bytes, so short strings skip the byte count.
+ */
+const isText = (v: unknown, max: number): v is string =>
+  typeof v === 'string' && v.length > 0 && v.length <= max && (v.length * 3 <= max || Buffer.byteLength(v) <= max);
 
 /**
  * Checks size, version and signature before a byte of the body is parsed, then
@@ -148,19 +154,27 @@ const isText = (v: unknown, max: number): v is string => typeof v === 'string' &
  * Subject, audience, time and replay are the verifier's job (verifier.ts).
  */
 export function openFrame(frame: Uint8Array, options: OpenOptions = {}): OpenResult {
-  const max = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-  if (!(frame instanceof Uint8Array)) return reject('bad_frame', 'frame is not bytes');
-  if (frame.length > max) return reject('too_large', `${frame.length} bytes > limit ${max}`);
-  if (frame.length < HEADER_LENGTH + 1) return reject('bad_frame', `${frame.length} bytes is shorter than header + body`);
-  if (frame[0] !== FRAME_VERSION) return reject('bad_version', `version byte ${frame[0]}`);
+  const signers = options.signers ?? new SignerCache(options.backend ?? ed25519Backend('node'), 1);
+  return open(frame, options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, signers).result;
+}
+
+/** openFrame, also handing back the signer (once its signature verified) so the verifier need not look it up again. */
+export function open(frame: Uint8Array, max: number, signers: SignerCache): { result: OpenResult; signer?: Signer } {
+  if (!(frame instanceof Uint8Array)) return { result: reject('bad_frame', 'frame is not bytes') };
+  if (frame.length > max) return { result: reject('too_large', `${frame.length} bytes > limit ${max}`) };
+  if (frame.length < HEADER_LENGTH + 1) return { result: reject('bad_frame', `${frame.length} bytes is shorter than header + body`) };
+  if (frame[0] !== FRAME_VERSION) return { result: reject('bad_version', `version byte ${frame[0]}`) };
 
   const publicKey = frame.subarray(1, 1 + PUBLIC_KEY_LENGTH);
-  const signature = frame.subarray(1 + PUBLIC_KEY_LENGTH, HEADER_LENGTH);
   const encoded = frame.subarray(HEADER_LENGTH);
-  const backend = options.backend ?? ed25519Backend('node');
-  if (!backend.verify(publicKey, signingInput(encoded), signature)) return reject('bad_signature', 'signature does not verify');
+  const signer = signers.get(publicKey);
+  if (!signer.verify(signingInput(encoded), frame.subarray(1 + PUBLIC_KEY_LENGTH, HEADER_LENGTH))) {
+    return { result: reject('bad_signature', 'signature does not verify') };
+  }
+  return { result: checkBody(frame, publicKey, encoded, signer.did), signer };
+}
 
-  const signer = options.didCache?.didOf(publicKey) ?? didFromPublicKey(publicKey);
+function checkBody(frame: Uint8Array, publicKey: Uint8Array, encoded: Uint8Array, signer: string): OpenResult {
   const refuse = (reason: RejectReason, detail: string): OpenResult => ({ ok: false, reason, detail, signer });
   let decoded: DecodedBody;
   try {
@@ -173,9 +187,9 @@ export function openFrame(frame: Uint8Array, options: OpenOptions = {}): OpenRes
     return refuse('bad_version', `body.v is ${typeof body.v === 'number' ? body.v : typeof body.v}, header says ${FRAME_VERSION}`);
   }
   if (!isBytes(body.id, ID_LENGTH)) return refuse('bad_frame', `id must be ${ID_LENGTH} bytes (bin)`);
-  if (!isText(body.iss, 128)) return refuse('bad_frame', 'iss must be a string');
-  if (!isText(body.sub, MAX_SUBJECT_LENGTH)) return refuse('bad_frame', 'sub must be a string');
-  if (own(body, 'aud') && !isText(body.aud, 128)) return refuse('bad_frame', 'aud must be a string when present');
+  if (!isText(body.iss, 128)) return refuse('bad_frame', 'iss must be a string of 1..128 UTF-8 bytes');
+  if (!isText(body.sub, MAX_SUBJECT_LENGTH)) return refuse('bad_frame', `sub must be a string of 1..${MAX_SUBJECT_LENGTH} UTF-8 bytes`);
+  if (own(body, 'aud') && !isText(body.aud, 128)) return refuse('bad_frame', 'aud must be a string of 1..128 UTF-8 bytes when present');
   if (!isText(body.typ, MAX_TYPE_LENGTH)) return refuse('bad_frame', `typ must be a string of 1..${MAX_TYPE_LENGTH} UTF-8 bytes`);
   if (typeof body.iat !== 'number' || !decoded.ints.has('iat') || body.iat < 0) {
     return refuse('bad_frame', 'iat must be a non-negative integer (ms)');

@@ -27,9 +27,10 @@ export {
   publicKeyFromDid,
   agentIdFromDid,
   didFromAgentId,
-  DidCache,
   resolveDid,
 } from './did.ts';
+export { SignerCache } from './signers.ts';
+export type { Signer } from './signers.ts';
 export { generateKey, keyFromSeed, saveKeyFile, loadKeyFile } from './keys.ts';
 export type { AgentKey, KeyOptions, KeyFile, SaveKeyOptions } from './keys.ts';
 export {

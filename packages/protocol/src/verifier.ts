@@ -1,8 +1,8 @@
 import { byteKey } from './bytes.ts';
-import { DidCache } from './did.ts';
 import { ed25519Backend } from './ed25519.ts';
 import type { RejectReason } from './errors.ts';
-import { DEFAULT_MAX_FRAME_BYTES, openFrame, type OpenResult } from './frame.ts';
+import { DEFAULT_MAX_FRAME_BYTES, open, type OpenResult } from './frame.ts';
+import { SignerCache } from './signers.ts';
 import { DEFAULT_WINDOW_MS, ReplayGuard, type ReplayGuardInit } from './replay.ts';
 import { senderOfSubject } from './subjects.ts';
 
@@ -36,8 +36,7 @@ export class FrameVerifier {
   readonly replay: ReplayGuard;
   private readonly now: () => number;
   private readonly self: string | undefined;
-  private readonly backend;
-  private readonly dids = new DidCache();
+  private readonly signers: SignerCache;
 
   constructor(init: VerifierInit = {}) {
     this.maxFrameBytes = init.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -45,11 +44,11 @@ export class FrameVerifier {
     this.replay = new ReplayGuard(init);
     this.now = init.now ?? Date.now;
     this.self = init.self;
-    this.backend = ed25519Backend(init.backend);
+    this.signers = new SignerCache(ed25519Backend(init.backend));
   }
 
   verify(frame: Uint8Array, context: VerifyContext): VerifyResult {
-    const opened = openFrame(frame, { maxFrameBytes: this.maxFrameBytes, backend: this.backend, didCache: this.dids });
+    const { result: opened, signer } = open(frame, this.maxFrameBytes, this.signers);
     if (!opened.ok) return opened;
     const body = opened.frame;
     // Past the issuer check, iss is the signer: every refusal below is attributable to it.
@@ -58,14 +57,14 @@ export class FrameVerifier {
       return refuse('subject_mismatch', `signed for ${body.sub.slice(0, 120)}, arrived on ${context.subject.slice(0, 120)}`);
     }
     // did:key:<agentId> — the subject's last token must be the signer's agent id.
-    if (senderOfSubject(context.subject) !== body.iss.slice(8)) return refuse('subject_mismatch', 'subject names another sender than the signer');
+    if (senderOfSubject(context.subject) !== signer!.agentId) return refuse('subject_mismatch', 'subject names another sender than the signer');
     if (body.aud !== undefined && this.self !== undefined && body.aud !== this.self) {
       return refuse('audience_mismatch', `addressed to ${body.aud.slice(0, 80)}`);
     }
     const now = this.now();
     if (body.iat < now - this.windowMs) return refuse('stale', `iat ${now - body.iat} ms old, window ${this.windowMs} ms`);
     if (body.iat > now + this.windowMs) return refuse('future', `iat ${body.iat - now} ms ahead, window ${this.windowMs} ms`);
-    const verdict = this.replay.checkAndRemember(byteKey(body.publicKey) + byteKey(body.id), body.iat, now);
+    const verdict = this.replay.checkAndRemember(signer!.keyId + byteKey(body.id), body.iat, now);
     if (verdict === 'replay') return refuse('replay', '(iss, id) already accepted');
     if (verdict === 'stale') return refuse('stale', 'iat below the replay floor raised under load');
     return opened;

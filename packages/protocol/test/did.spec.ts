@@ -5,13 +5,14 @@ import {
   agentIdFromPublicKey,
   base58btcDecode,
   base58btcEncode,
-  DidCache,
+  SignerCache,
   didFromAgentId,
   didFromPublicKey,
   fromHex,
   InvalidArgumentError,
   KeyError,
   nodeEd25519,
+  nobleEd25519,
   publicKeyFromDid,
   resolveDid,
   toHex,
@@ -227,16 +228,30 @@ describe('did:key canonical-only decoding', () => {
   });
 });
 
-describe('DidCache', () => {
-  it('did - DidCache returns the same DID as didFromPublicKey, also after evictions', () => {
-    const cache = new DidCache(3);
+describe('SignerCache', () => {
+  it('did - SignerCache returns the same DID and agent id as didFromPublicKey, also after evictions', () => {
+    const cache = new SignerCache(nodeEd25519, 3);
     const keys = Array.from({ length: 10 }, () => randomBytes(32));
     for (let round = 0; round < 3; round++) {
-      for (const k of keys) expect(cache.didOf(k)).toBe(didFromPublicKey(k));
+      for (const k of keys) {
+        expect(cache.get(k).did).toBe(didFromPublicKey(k));
+        expect(cache.get(k).agentId).toBe(didFromPublicKey(k).slice('did:key:'.length));
+      }
     }
+    expect(cache.size).toBe(3);
     // A key that is a view into a larger buffer.
     const big = randomBytes(64);
-    expect(cache.didOf(big.subarray(16, 48))).toBe(didFromPublicKey(Uint8Array.from(big.subarray(16, 48))));
+    expect(cache.get(big.subarray(16, 48)).did).toBe(didFromPublicKey(Uint8Array.from(big.subarray(16, 48))));
+  });
+
+  it('did - a SignerCache verify for a key that is not a curve point returns false, never throws', () => {
+    // y = 2 has no x on the curve (RFC 8032 5.1.3 decoding fails).
+    const notAPoint = new Uint8Array(32);
+    notAPoint[0] = 2;
+    for (const backend of [nodeEd25519, nobleEd25519]) {
+      const signer = new SignerCache(backend).get(notAPoint);
+      expect(signer.verify(new Uint8Array([1]), new Uint8Array(64))).toBe(false);
+    }
   });
 });
 

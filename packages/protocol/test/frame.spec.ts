@@ -3,7 +3,7 @@ import { Packr, Unpackr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_MAX_FRAME_BYTES,
-  DidCache,
+  SignerCache,
   FRAME_VERSION,
   FrameVerifier,
   generateKey,
@@ -298,16 +298,21 @@ describe('frame valid frames', () => {
     expect(verdict(Buffer.from(bytes))).toBe('ok');
   });
 
-  it('frame - openFrame with a DidCache gives the same results as without', () => {
-    const cache = new DidCache(2);
+  it('frame - openFrame with a small SignerCache gives the same results as without, also after evictions', () => {
+    const cache = new SignerCache(nodeEd25519, 2);
     for (let i = 0; i < 5; i++) {
       const k = generateKey();
       const good = signFrame(k, { sub: SUB, typ: 't' }).bytes;
-      expect(openFrame(good, { didCache: cache }).ok).toBe(true);
+      expect(openFrame(good, { signers: cache }).ok).toBe(true);
       const wrongIss = signed(k, entries(k, { iss: alice.did }));
-      const r = openFrame(wrongIss, { didCache: cache });
+      const r = openFrame(wrongIss, { signers: cache });
       expect(r.ok ? 'ok' : r.reason).toBe('issuer_mismatch');
+      const flipped = Uint8Array.from(good);
+      flipped[flipped.length - 1]! ^= 1;
+      const bad = openFrame(flipped, { signers: cache });
+      expect(bad.ok ? 'ok' : bad.reason).toBe('bad_signature');
     }
+    expect(cache.size).toBe(2);
   });
 });
 
@@ -319,6 +324,10 @@ describe('frame too_large', () => {
       publicKeyFromSeed: nodeEd25519.publicKeyFromSeed,
       sign: nodeEd25519.sign,
       verify: () => {
+        verifyCalls++;
+        return true;
+      },
+      prepare: () => () => {
         verifyCalls++;
         return true;
       },

@@ -1,0 +1,47 @@
+import { byteKey } from './bytes.ts';
+import { agentIdFromPublicKey } from './did.ts';
+import { nodeEd25519, PUBLIC_KEY_LENGTH, type Ed25519Backend } from './ed25519.ts';
+
+/** Everything a receiver derives from a signer's public key, derived once. */
+export interface Signer {
+  /** `did:key:z6Mk…` of the key. */
+  readonly did: string;
+  /** `z6Mk…`: the key's agent id (last token of the subjects it publishes on). */
+  readonly agentId: string;
+  /** The key's 32 bytes as a latin1 string: a cheap exact Map key. */
+  readonly keyId: string;
+  verify(message: Uint8Array, signature: Uint8Array): boolean;
+}
+
+/**
+ * Bounded memo of signers. Receivers see the same few keys over and over;
+ * parsing the key, encoding its DID and turning it into a map key then happen
+ * once per key instead of once per frame. The bound keeps a flood of fresh keys
+ * from growing memory (the oldest entry goes first).
+ */
+export class SignerCache {
+  private readonly entries = new Map<string, Signer>();
+  constructor(
+    private readonly backend: Ed25519Backend = nodeEd25519,
+    private readonly limit = 16384,
+  ) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** `publicKey` must be 32 bytes (the frame header guarantees it). Never throws for bad points. */
+  get(publicKey: Uint8Array): Signer {
+    const keyId = byteKey(publicKey);
+    let signer = this.entries.get(keyId);
+    if (signer === undefined) {
+      if (publicKey.length !== PUBLIC_KEY_LENGTH) throw new RangeError(`public key must be ${PUBLIC_KEY_LENGTH} bytes`);
+      const agentId = agentIdFromPublicKey(publicKey);
+      const verify = this.backend.prepare(publicKey);
+      signer = { did: 'did:key:' + agentId, agentId, keyId, verify };
+      if (this.entries.size >= this.limit) this.entries.delete(this.entries.keys().next().value!);
+      this.entries.set(keyId, signer);
+    }
+    return signer;
+  }
+}
