@@ -404,6 +404,24 @@ describe('attacks', () => {
     });
   });
 
+  /**
+   * alice asks bob a 'slow-echo' request that bob holds until release(); returns
+   * the request's id (the cor a reply must carry) as captured on the wire.
+   */
+  async function holdRequest(s: Scene, text: string) {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    s.bob.handle('slow-echo', async (data) => {
+      await gate;
+      return data;
+    });
+    const requestSubject = subjects.request(s.mesh, s.bob.agentId, s.alice.agentId);
+    const outcome = s.alice.request(s.bob.did, 'slow-echo', text, { timeoutMs: 5_000 }).then((v) => ({ value: v }), (err: unknown) => ({ err }));
+    const opened = openFrame((await s.wire.next((m) => m.subject === requestSubject)).data);
+    if (!opened.ok) throw new Error(`captured request did not open: ${opened.reason}`);
+    return { release, outcome, cor: opened.frame.id };
+  }
+
   describe('on alice, waiting for replies', () => {
     beforeEach(async () => {
       s = await scene();
@@ -418,19 +436,7 @@ describe('attacks', () => {
     });
 
     it("attacks - unsolicited: mallory's reply to alice's real pending request does not answer it; bob's genuine reply does", async () => {
-      let release!: () => void;
-      const gate = new Promise<void>((resolve) => (release = resolve));
-      s.bob.handle('slow-echo', async (data) => {
-        await gate;
-        return data;
-      });
-      const requestSubject = subjects.request(s.mesh, s.bob.agentId, s.alice.agentId);
-      const pending = s.alice.request(s.bob.did, 'slow-echo', 'from bob', { timeoutMs: 5_000 });
-      const outcome = pending.then((v) => ({ value: v }), (err: unknown) => ({ err }));
-      const captured = await s.wire.next((m) => m.subject === requestSubject);
-      const opened = openFrame(captured.data);
-      if (!opened.ok) throw new Error(`captured request did not open: ${opened.reason}`);
-      const cor = opened.frame.id;
+      const { release, outcome, cor } = await holdRequest(s, 'from bob');
 
       const own = subjects.reply(s.mesh, s.alice.agentId, s.mallory.agentId);
       const asBob = subjects.reply(s.mesh, s.alice.agentId, s.bob.agentId);
@@ -464,17 +470,7 @@ describe('attacks', () => {
     });
 
     it('attacks - unsolicited: a reply of a non-reply type, or a second reply, from the right replier does not complete the request', async () => {
-      let release!: () => void;
-      const gate = new Promise<void>((resolve) => (release = resolve));
-      s.bob.handle('slow-echo', async (data) => {
-        await gate;
-        return data;
-      });
-      const requestSubject = subjects.request(s.mesh, s.bob.agentId, s.alice.agentId);
-      const outcome = s.alice.request(s.bob.did, 'slow-echo', 'genuine', { timeoutMs: 5_000 }).then((v) => ({ value: v }), (err: unknown) => ({ err }));
-      const opened = openFrame((await s.wire.next((m) => m.subject === requestSubject)).data);
-      if (!opened.ok) throw new Error(`captured request did not open: ${opened.reason}`);
-      const cor = opened.frame.id;
+      const { release, outcome, cor } = await holdRequest(s, 'genuine');
       const sub = subjects.reply(s.mesh, s.alice.agentId, s.bob.agentId);
       // Signed with bob's own key: only the reply rules of §10 can stop these.
       const wrongType = signFrame(s.bob.key, { sub, typ: 'echo', aud: s.alice.did, cor, data: 'not a reply' }).bytes;

@@ -14,6 +14,7 @@ import {
   signingInput,
   type AgentKey,
 } from '@trustmesh/protocol';
+export { prng } from '../../packages/protocol/test/support.ts';
 
 /** Standard MessagePack, as the protocol requires (no records, smallest map headers). */
 export const wirePackr = new Packr({ useRecords: false, variableMapSize: true });
@@ -65,17 +66,6 @@ export function flipBit(frame: Uint8Array, bit: number): Uint8Array {
 /** Index of the first body byte: flipping bits from here on leaves header and signature intact. */
 export const BODY_OFFSET = HEADER_LENGTH;
 
-/** Deterministic PRNG (mulberry32), so a failing fuzz run can be replayed from its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export type MutationKind = 'bitflip' | 'truncate' | 'extend' | 'insert' | 'overwrite' | 'random';
 export const MUTATION_KINDS: readonly MutationKind[] = ['bitflip', 'truncate', 'extend', 'insert', 'overwrite', 'random'];

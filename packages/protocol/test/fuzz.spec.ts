@@ -14,6 +14,7 @@ import {
   type AgentKey,
   type VerifyResult,
 } from '../src/index.ts';
+import { prng } from './support.ts';
 
 /**
  * Verification must never throw on attacker bytes: every input below goes
@@ -24,16 +25,6 @@ const SEED = 0x7e57f00d;
 const NOW = 1_750_000_000_000;
 const MESH = 'fz';
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rand = prng(SEED);
 const int = (n: number) => Math.floor(rand() * n);

@@ -1,19 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_REPLAY_ENTRIES, DEFAULT_WINDOW_MS, InvalidArgumentError, ReplayGuard, type ReplayVerdict } from '../src/index.ts';
+import { prng } from './support.ts';
 
 const T0 = 1_750_000_000_000; // a whole second
 
-/** Deterministic PRNG (mulberry32), so a failure can be reproduced. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * What a receiver does with (key, iat) at time `now`: the time check of the
