@@ -449,3 +449,33 @@ describe('mesh', () => {
     expect(payloadsA).not.toContain('to-b');
   });
 });
+
+describe('mesh misuse', () => {
+  it('mesh - joining with presence that peers would refuse throws InvalidArgumentError before anything is sent', async () => {
+    const mesh = uniqueMesh();
+    const wire = await capture(await nats.connect(), subjects.all(mesh));
+    await expect(nats.join({ mesh, name: 'x'.repeat(129) })).rejects.toMatchObject({ code: 'invalid_argument' });
+    await expect(nats.join({ mesh, name: 'ok', capabilities: ['c'.repeat(129)] })).rejects.toMatchObject({ code: 'invalid_argument' });
+    await expect(nats.join({ mesh, name: 'ok', lineage: { model: 'm'.repeat(257) } })).rejects.toMatchObject({ code: 'invalid_argument' });
+    await sleep(50);
+    expect(wire.messages).toEqual([]);
+  });
+
+  it('mesh - a timeout that setTimeout cannot honour is refused, not turned into an instant failure', async () => {
+    const { alice, bob } = await pair();
+    bob.handle('echo', (data) => data);
+    for (const timeoutMs of [Infinity, 0, -1, 1.5, 2 ** 31]) {
+      expect(() => alice.request(bob.did, 'echo', 1, { timeoutMs }), String(timeoutMs)).toThrow(/timeoutMs must be an integer/);
+    }
+    await expect(nats.join({ mesh: uniqueMesh(), name: 'z', requestTimeoutMs: Infinity })).rejects.toMatchObject({ code: 'invalid_argument' });
+    expect(alice.stats().pendingRequests).toBe(0);
+    await expect(alice.request(bob.did, 'echo', 'still works', { timeoutMs: 2 ** 31 - 1 })).resolves.toBe('still works');
+  });
+
+  it('mesh - handlers are registered only for application types', async () => {
+    const { alice } = await pair();
+    expect(() => alice.handle('tm.reply', () => 1)).toThrow(/not starting with 'tm\.'/);
+    expect(() => alice.handle('', () => 1)).toThrow(/non-empty/);
+    expect(() => alice.send(alice.did, 'tm.presence', {})).toThrow(/not starting with 'tm\.'/);
+  });
+});

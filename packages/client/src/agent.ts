@@ -116,6 +116,13 @@ interface PendingRequest {
   cleanup: () => void;
 }
 
+function checkTimeout(timeoutMs: number): number {
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS) {
+    throw new InvalidArgumentError(`timeoutMs must be an integer from 1 to ${MAX_TIMEOUT_MS} (got ${timeoutMs})`);
+  }
+  return timeoutMs;
+}
+
 const zeroCounts = (): Record<RejectReason, number> =>
   Object.fromEntries(Object.keys(REJECT_REASONS).map((r) => [r, 0])) as Record<RejectReason, number>;
 
@@ -162,9 +169,16 @@ export class Agent extends Emitter<AgentEvents> {
     this.version = init.version ?? '0.0.0';
     this.capabilities = [...(init.capabilities ?? [])];
     this.lineage = init.lineage;
+    // Peers refuse presence that breaks these bounds (§9); refuse it here, where the caller can fix it.
+    const announced = presenceData('join', this.name, this.version, [...this.capabilities], this.lineage);
+    if (parsePresence(announced) === undefined) {
+      throw new InvalidArgumentError(
+        'presence out of bounds: name is a string of at most 128 chars, version at most 64, up to 256 capabilities of at most 128, lineage values at most 256',
+      );
+    }
     this.nc = nc;
     this.ownsConnection = ownsConnection;
-    this.requestTimeoutMs = init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.requestTimeoutMs = checkTimeout(init.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
     this.maxFrameBytes = init.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.answerJoins = init.answerJoins ?? true;
     this.now = init.now ?? Date.now;
@@ -192,9 +206,8 @@ export class Agent extends Emitter<AgentEvents> {
 
   /** Registers the handler for one message type; its return value (or promise) answers requests. */
   handle(typ: string, handler: Handler): this {
-    if (typeof typ !== 'string' || typ.length === 0 || typ.startsWith('tm.')) {
-      throw new InvalidArgumentError(`message type must be a non-empty string not starting with 'tm.' (got ${JSON.stringify(typ)})`);
-    }
+    this.assertApplicationType(typ);
+    if (typeof handler !== 'function') throw new InvalidArgumentError('handler must be a function');
     this.handlers.set(typ, handler);
     return this;
   }
@@ -210,10 +223,7 @@ export class Agent extends Emitter<AgentEvents> {
   request<T = unknown>(to: string, typ: string, data?: unknown, options: RequestOptions = {}): Promise<T> {
     const peer = this.resolvePeer(to);
     this.assertApplicationType(typ);
-    const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS) {
-      throw new InvalidArgumentError(`timeoutMs must be an integer from 1 to ${MAX_TIMEOUT_MS} (got ${timeoutMs})`);
-    }
+    const timeoutMs = options.timeoutMs === undefined ? this.requestTimeoutMs : checkTimeout(options.timeoutMs);
     const signal = options.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<T>((resolve, reject) => {
@@ -239,11 +249,10 @@ export class Agent extends Emitter<AgentEvents> {
         },
       };
       try {
-        const frame = this.publish(sub, { typ, data, aud: peer.did }, (id) => {
+        this.publish(sub, { typ, data, aud: peer.did }, (id) => {
           frameId = byteKey(id);
           this.pending.set(frameId, entry);
         });
-        void frame;
       } catch (err) {
         entry.cleanup();
         reject(err);
