@@ -66,7 +66,12 @@ async function scene(bobInit: Partial<AgentInit> = {}): Promise<Scene> {
     rejectedAt.set(agent, events);
   }
   // Presence settles first, so the only traffic during an attack is the attack.
-  await waitFor(() => alice.peers().length === 1 && bob.peers().length === 1, 'alice and bob to see each other');
+  // Counts include each agent's own announcements coming back: alice gets her join, bob's
+  // join and her own `alive` answer; bob gets his join and alice's `alive`.
+  await waitFor(
+    () => alice.peers().length === 1 && bob.peers().length === 1 && alice.stats().received >= 3 && bob.stats().received >= 2,
+    'alice and bob to see each other, and every presence frame to arrive',
+  );
   return { mesh, alice, bob, mallory: generateKey(), attacker, bobCalls, aliceCalls, rejectedAt, wire };
 }
 
