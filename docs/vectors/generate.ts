@@ -518,6 +518,14 @@ export function buildVectors(): VectorFile {
   addNegative('bad_frame-iat-str', 'iat is a str of digits', signed(setEntry(base('iatstr'), 'iat', mp.str(String(baseIat)))), baseSub, baseNow, 'bad_frame');
   addNegative('bad_frame-typ-empty', 'typ is the empty string', signed(setEntry(base('typempty'), 'typ', mp.str(''))), baseSub, baseNow, 'bad_frame');
   addNegative('bad_frame-typ-129', 'typ is 129 characters (limit 128)', signed(base('typ129', { typ: 'a'.repeat(129) })), baseSub, baseNow, 'bad_frame');
+  addNegative(
+    'bad_frame-typ-129-utf8-bytes',
+    'typ is 65 characters but 129 UTF-8 bytes (64 x "é" + "a"): limits count bytes, not characters',
+    signed(base('typ129bytes', { typ: 'é'.repeat(64) + 'a' })),
+    baseSub,
+    baseNow,
+    'bad_frame',
+  );
   addNegative('bad_frame-aud-nil', 'aud is present but nil', signed(setEntry(base('audnil'), 'aud', mp.nil())), baseSub, baseNow, 'bad_frame');
   addNegative('bad_frame-cor-8-bytes', 'cor is bin of 8 bytes', signed([...base('cor8'), ['cor', mp.bin(fixedId('cor8').subarray(0, 8))]]), baseSub, baseNow, 'bad_frame');
   // bad_frame: the strict MessagePack rules of §4 (1, 2, 7, 9), each in an otherwise valid signed body
