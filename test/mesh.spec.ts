@@ -479,3 +479,25 @@ describe('mesh misuse', () => {
     expect(() => alice.send(alice.did, 'tm.presence', {})).toThrow(/not starting with 'tm\.'/);
   });
 });
+
+describe('mesh listeners', () => {
+  it('mesh - a listener that throws is reported as a warning and the agent keeps serving', async () => {
+    const { alice, bob } = await pair();
+    bob.handle('echo', (data) => data);
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      bob.on('accepted', () => {
+        throw new Error('listener bug');
+      });
+      await expect(alice.request(bob.did, 'echo', 'one')).resolves.toBe('one');
+      await expect(alice.request(bob.did, 'echo', 'two')).resolves.toBe('two');
+      await waitFor(() => warnings.length >= 2, 'the warnings');
+      expect(warnings[0]!.message).toBe("a 'accepted' listener threw: listener bug");
+      expect((warnings[0] as Error & { code?: string }).code).toBe('TRUSTMESH_LISTENER_ERROR');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+});

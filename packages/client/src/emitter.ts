@@ -1,4 +1,4 @@
-/** Minimal typed event emitter: listener errors are contained, never thrown into the receive path. */
+/** Minimal typed event emitter: listener errors are contained and reported, never thrown into the receive path. */
 export class Emitter<Events extends { [K in keyof Events]: (...args: never[]) => void }> {
   private readonly listeners = new Map<keyof Events, Set<Events[keyof Events]>>();
 
@@ -20,9 +20,10 @@ export class Emitter<Events extends { [K in keyof Events]: (...args: never[]) =>
       try {
         (listener as (...a: Parameters<Events[K]>) => void)(...args);
       } catch (err) {
-        queueMicrotask(() => {
-          throw err; // a listener bug surfaces as an uncaught error, not as a lost frame
-        });
+        // A listener that throws on some frame must not let that frame crash the
+        // process (an attacker could pick it); it is reported as a warning instead.
+        const message = err instanceof Error ? err.message : typeof err === 'string' ? err : typeof err;
+        process.emitWarning(`a '${String(event)}' listener threw: ${message}`, { code: 'TRUSTMESH_LISTENER_ERROR' });
       }
     }
   }
