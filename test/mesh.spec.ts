@@ -15,8 +15,8 @@ import {
   type Agent,
   type MessageContext,
 } from '@trustmesh/client';
-import { agentIdFromPublicKey, generateKey, openFrame, PUBLIC_KEY_LENGTH, senderOfSubject, subjects } from '@trustmesh/protocol';
-import { describe, expect, it } from 'vitest';
+import { agentIdFromPublicKey, FrameVerifier, generateKey, openFrame, PUBLIC_KEY_LENGTH, senderOfSubject, subjects } from '@trustmesh/protocol';
+import { describe, expect, it, vi } from 'vitest';
 import { uniqueMesh, withNats } from './helpers/nats.ts';
 import { capture } from './helpers/capture.ts';
 import { nextEvent, sleep, waitFor } from './helpers/wait.ts';
@@ -498,6 +498,43 @@ describe('mesh listeners', () => {
       expect((warnings[0] as Error & { code?: string }).code).toBe('TRUSTMESH_LISTENER_ERROR');
     } finally {
       process.off('warning', onWarning);
+    }
+  });
+});
+
+describe('mesh presence hub', () => {
+  it('mesh - agents sharing a connection verify each presence frame once, and all of them learn the peer', async () => {
+    const mesh = uniqueMesh();
+    const nc = await connect({ servers: nats.url });
+    const spy = vi.spyOn(FrameVerifier.prototype, 'verify');
+    try {
+      const locals = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => joinMesh({ mesh, name: `local-${i}`, connection: nc, answerJoins: false })),
+      );
+      spy.mockClear();
+      const newcomer = await nats.join({ mesh, name: 'newcomer', answerJoins: false });
+      await waitFor(() => locals.every((a) => knows(a, newcomer)), 'every local agent to learn the newcomer');
+      const presenceSubject = subjects.presence(mesh, newcomer.agentId);
+      const verifications = spy.mock.calls.filter(([, context]) => context.subject === presenceSubject).length;
+      // One verification per connection that hears it: the shared one, and the newcomer's own.
+      expect(verifications).toBe(2);
+      for (const agent of locals) expect(agent.stats().accepted).toBeGreaterThanOrEqual(1);
+
+      // A replayed presence frame is refused once by the shared memory and reported to every agent.
+      const wire = await capture(await nats.connect(), presenceSubject);
+      await newcomer.leave();
+      const leaveFrame = (await wire.next()).data;
+      await waitFor(() => locals.every((a) => !knows(a, newcomer)), 'every local agent to see the newcomer leave');
+      const before = locals.map((a) => a.stats().rejected.replay);
+      const attacker = await nats.connect();
+      attacker.publish(presenceSubject, leaveFrame);
+      await attacker.flush();
+      await waitFor(() => locals.every((a, i) => a.stats().rejected.replay === before[i]! + 1), 'every agent to count the replay');
+      await Promise.all(locals.map((a) => a.leave()));
+      expect(nc.isClosed()).toBe(false);
+    } finally {
+      spy.mockRestore();
+      await nc.close();
     }
   });
 });

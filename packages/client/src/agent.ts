@@ -15,10 +15,12 @@ import {
   type AgentKey,
   type OpenedFrame,
   type RejectReason,
+  type VerifyResult,
 } from '@trustmesh/protocol';
 import { Emitter } from './emitter.ts';
 import { AgentClosedError, FrameTooLargeError, RemoteError, RequestTimeoutError } from './errors.ts';
 import { parsePresence, presenceData, type Lineage, type PeerInfo, type PresenceStatus } from './presence.ts';
+import { PresenceHub, type PresenceListener } from './presence-hub.ts';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
 /** setTimeout's ceiling (2^31 - 1 ms, about 24.8 days); larger values would fire at once. */
@@ -131,7 +133,7 @@ const zeroCounts = (): Record<RejectReason, number> =>
  * frame it receives is verified (docs/protocol.md §7) before anything else
  * looks at it.
  */
-export class Agent extends Emitter<AgentEvents> {
+export class Agent extends Emitter<AgentEvents> implements PresenceListener {
   readonly mesh: string;
   readonly name: string;
   readonly key: AgentKey;
@@ -149,6 +151,8 @@ export class Agent extends Emitter<AgentEvents> {
   private readonly peerTable = new Map<string, PeerInfo>();
   private readonly resolvedPeers = new Map<string, { did: string; agentId: string }>();
   private readonly subscriptions: Subscription[] = [];
+  private readonly presenceSettings: { windowMs?: number; maxReplayEntries?: number; now?: () => number };
+  private presenceHub: PresenceHub | undefined;
   private readonly requestTimeoutMs: number;
   private readonly maxFrameBytes: number;
   private readonly answerJoins: boolean;
@@ -182,6 +186,11 @@ export class Agent extends Emitter<AgentEvents> {
     this.maxFrameBytes = init.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.answerJoins = init.answerJoins ?? true;
     this.now = init.now ?? Date.now;
+    this.presenceSettings = {
+      ...(init.windowMs !== undefined && { windowMs: init.windowMs }),
+      ...(init.maxReplayEntries !== undefined && { maxReplayEntries: init.maxReplayEntries }),
+      ...(init.now !== undefined && { now: init.now }),
+    };
     this.verifier = new FrameVerifier({
       self: this.did,
       maxFrameBytes: this.maxFrameBytes,
@@ -193,13 +202,13 @@ export class Agent extends Emitter<AgentEvents> {
 
   /** Subscribes and announces `join`. Called by {@link joinMesh}. */
   async start(): Promise<void> {
-    const onMessage = (kind: 'inbox' | 'presence') => (err: Error | null, msg: { subject: string; data: Uint8Array }) => {
-      if (err !== null) return; // subscription closed; nothing was delivered
-      if (kind === 'inbox') this.onInbox(msg.subject, msg.data);
-      else this.onPresence(msg.subject, msg.data);
-    };
-    this.subscriptions.push(this.nc.subscribe(subjects.inbox(this.mesh, this.agentId), { callback: onMessage('inbox') }));
-    this.subscriptions.push(this.nc.subscribe(subjects.presenceAll(this.mesh), { callback: onMessage('presence') }));
+    const inbox = this.nc.subscribe(subjects.inbox(this.mesh, this.agentId), {
+      callback: (err, msg) => {
+        if (err === null) this.onInbox(msg.subject, msg.data); // err: subscription closed, nothing delivered
+      },
+    });
+    this.subscriptions.push(inbox);
+    this.presenceHub = PresenceHub.attach(this.nc, { mesh: this.mesh, maxFrameBytes: this.maxFrameBytes, ...this.presenceSettings }, this);
     this.announce('join');
     await this.nc.flush();
   }
@@ -301,7 +310,7 @@ export class Agent extends Emitter<AgentEvents> {
       return;
     }
     if (!this.nc.isClosed()) await this.nc.flush().catch(() => undefined);
-    await Promise.all(this.subscriptions.map((s) => s.drain().catch(() => undefined)));
+    await Promise.all([...this.subscriptions.map((s) => s.drain().catch(() => undefined)), this.presenceHub?.detach(this)]);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -450,13 +459,18 @@ export class Agent extends Emitter<AgentEvents> {
     }
   }
 
-  private onPresence(subject: string, data: Uint8Array): void {
+  /** Called by the {@link PresenceHub} with the one verification of a presence frame. */
+  onPresenceResult(subject: string, size: number, result: VerifyResult): void {
     if (this.closed) return;
-    const frame = this.verify(subject, data);
-    if (frame === undefined) return;
-    const presence = frame.typ === TYPE_PRESENCE ? parsePresence(frame.data) : undefined;
+    this.counters.received++;
+    if (!result.ok) {
+      this.refuse(result.reason, result.detail, subject, size, result.signer);
+      return;
+    }
+    const frame = result.frame;
+    const presence = frame.typ === TYPE_PRESENCE && frame.aud === undefined ? parsePresence(frame.data) : undefined;
     if (presence === undefined) {
-      this.refuse('bad_frame', 'presence frame with malformed data or wrong type', subject, data.length, frame.iss);
+      this.refuse('bad_frame', 'presence frame with malformed data, wrong type or an aud', subject, size, frame.iss);
       return;
     }
     this.accept(frame);
