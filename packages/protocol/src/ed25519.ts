@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
 import * as noble from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
+import { BoundedCache } from './bounded-cache.ts';
 import { byteKey } from './bytes.ts';
 import { InvalidArgumentError } from './errors.ts';
 
@@ -37,31 +38,31 @@ function checkLength(name: string, bytes: Uint8Array, length: number): void {
   }
 }
 
-/**
- * Bounded cache of parsed keys. Parsing DER costs about as much as a third of a
- * verify, so the hot path keeps KeyObjects; the bound keeps a flood of fresh
- * keys from growing memory (oldest entry goes first).
- */
-class KeyObjectCache {
-  private readonly entries = new Map<string, KeyObject>();
-  constructor(private readonly limit: number) {}
-  get(raw: Uint8Array, make: () => KeyObject): KeyObject {
-    const k = byteKey(raw);
-    let key = this.entries.get(k);
-    if (key === undefined) {
-      key = make();
-      if (this.entries.size >= this.limit) this.entries.delete(this.entries.keys().next().value!);
-      this.entries.set(k, key);
-    }
-    return key;
+/** Parses a public key into its verify function; a key that is not a curve point verifies nothing. */
+function prepareNode(publicKey: Uint8Array): (message: Uint8Array, signature: Uint8Array) => boolean {
+  let key: KeyObject;
+  try {
+    if (publicKey.length !== PUBLIC_KEY_LENGTH) return () => false;
+    key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
+  } catch {
+    return () => false; // not a point on the curve
   }
+  return (message, signature) => {
+    if (signature.length !== SIGNATURE_LENGTH) return false;
+    try {
+      return nodeVerify(null, message, key, signature);
+    } catch {
+      return false;
+    }
+  };
 }
 
 function createNodeBackend(): Ed25519Backend {
-  const privateKeys = new KeyObjectCache(1024);
-  const publicKeys = new KeyObjectCache(16384);
+  // Parsing DER costs about a third of a verify, so parsed keys are kept (bounded).
+  const privateKeys = new BoundedCache<KeyObject>(1024);
+  const publicKeys = new BoundedCache<(message: Uint8Array, signature: Uint8Array) => boolean>(16384);
   const privateKeyOf = (seed: Uint8Array) =>
-    privateKeys.get(seed, () => createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' }));
+    privateKeys.getOrCreate(byteKey(seed), () => createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' }));
   return {
     name: 'node',
     publicKeyFromSeed(seed) {
@@ -73,38 +74,9 @@ function createNodeBackend(): Ed25519Backend {
       checkLength('seed', seed, SEED_LENGTH);
       return new Uint8Array(nodeSign(null, message, privateKeyOf(seed)));
     },
-    prepare(publicKey) {
-      let key: KeyObject;
-      try {
-        if (publicKey.length !== PUBLIC_KEY_LENGTH) throw new Error('length');
-        key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
-      } catch {
-        return () => false; // not a point on the curve
-      }
-      return (message, signature) => {
-        if (signature.length !== SIGNATURE_LENGTH) return false;
-        try {
-          return nodeVerify(null, message, key, signature);
-        } catch {
-          return false;
-        }
-      };
-    },
+    prepare: prepareNode,
     verify(publicKey, message, signature) {
-      if (publicKey.length !== PUBLIC_KEY_LENGTH || signature.length !== SIGNATURE_LENGTH) return false;
-      let key: KeyObject;
-      try {
-        key = publicKeys.get(publicKey, () =>
-          createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' }),
-        );
-      } catch {
-        return false; // not a point on the curve
-      }
-      try {
-        return nodeVerify(null, message, key, signature);
-      } catch {
-        return false;
-      }
+      return publicKeys.getOrCreate(byteKey(publicKey), () => prepareNode(publicKey))(message, signature);
     },
   };
 }

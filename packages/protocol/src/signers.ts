@@ -1,3 +1,4 @@
+import { BoundedCache } from './bounded-cache.ts';
 import { byteKey } from './bytes.ts';
 import { agentIdFromPublicKey } from './did.ts';
 import { nodeEd25519, PUBLIC_KEY_LENGTH, type Ed25519Backend } from './ed25519.ts';
@@ -20,11 +21,13 @@ export interface Signer {
  * from growing memory (the oldest entry goes first).
  */
 export class SignerCache {
-  private readonly entries = new Map<string, Signer>();
+  private readonly entries: BoundedCache<Signer>;
   constructor(
     private readonly backend: Ed25519Backend = nodeEd25519,
-    private readonly limit = 16384,
-  ) {}
+    limit = 16384,
+  ) {
+    this.entries = new BoundedCache(limit);
+  }
 
   get size(): number {
     return this.entries.size;
@@ -33,15 +36,10 @@ export class SignerCache {
   /** `publicKey` must be 32 bytes (the frame header guarantees it). Never throws for bad points. */
   get(publicKey: Uint8Array): Signer {
     const keyId = byteKey(publicKey);
-    let signer = this.entries.get(keyId);
-    if (signer === undefined) {
+    return this.entries.getOrCreate(keyId, () => {
       if (publicKey.length !== PUBLIC_KEY_LENGTH) throw new RangeError(`public key must be ${PUBLIC_KEY_LENGTH} bytes`);
       const agentId = agentIdFromPublicKey(publicKey);
-      const verify = this.backend.prepare(publicKey);
-      signer = { did: 'did:key:' + agentId, agentId, keyId, verify };
-      if (this.entries.size >= this.limit) this.entries.delete(this.entries.keys().next().value!);
-      this.entries.set(keyId, signer);
-    }
-    return signer;
+      return { did: 'did:key:' + agentId, agentId, keyId, verify: this.backend.prepare(publicKey) };
+    });
   }
 }
