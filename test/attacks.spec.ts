@@ -299,6 +299,20 @@ describe('attacks', () => {
       await expectStillServes(s);
     });
 
+    it('attacks - bad_frame: a well-formed presence announcement that carries an aud is refused, not tracked', async () => {
+      const sub = subjects.presence(s.mesh, s.mallory.agentId);
+      const data = { status: 'join', name: 'mallory', version: '1', capabilities: [] };
+      await expectRejected(s, s.bob, 'bad_frame', [[sub, forgeFrame(s.mallory, { sub, typ: TYPE_PRESENCE, aud: s.bob.did, data })]]);
+      expect(s.bob.peers().map((p) => p.name)).toEqual(['alice']);
+      await expectStillServes(s);
+    });
+
+    it("attacks - subject_mismatch: a valid frame on bob's inbox under a kind that is not msg, req or rep", async () => {
+      const sub = `tm.${s.mesh}.foo.${s.bob.agentId}.${s.mallory.agentId}`;
+      await expectRejected(s, s.bob, 'subject_mismatch', [[sub, forgeFrame(s.mallory, { sub, aud: s.bob.did, typ: 'echo', data: 'hi' })]]);
+      await expectStillServes(s);
+    });
+
     it("attacks - audience_mismatch: a frame addressed to someone else arriving on bob's subject", async () => {
       const carol = generateKey();
       const sub = msgSubject(s, s.bob, s.mallory.agentId);
