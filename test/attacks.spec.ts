@@ -25,10 +25,10 @@ import {
   type RejectReason,
 } from '@trustmesh/protocol';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { assembleFrame, BODY_OFFSET, concat, encodeBody, flipBit, forgeFrame, MUTATION_KINDS, mutateFrame, prng, wirePackr } from './helpers/frames.ts';
-import { uniqueMesh, withNats } from './helpers/nats.ts';
-import { capture, type Capture, type CapturedMessage } from './helpers/capture.ts';
-import { sleep, waitFor } from './helpers/wait.ts';
+import { assembleFrame, BODY_OFFSET, concat, encodeBody, flipBit, forgeFrame, MUTATION_KINDS, mutateFrame, prng, wirePackr } from '@trustmesh/test-utils';
+import { uniqueMesh, withNats } from '@trustmesh/test-utils';
+import { capture, type Capture, type CapturedMessage } from '@trustmesh/test-utils';
+import { sleep, waitFor } from '@trustmesh/test-utils';
 
 const nats = withNats({ jetstream: false });
 

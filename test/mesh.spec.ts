@@ -17,9 +17,9 @@ import {
 } from '@trustmesh/client';
 import { agentIdFromPublicKey, FrameVerifier, generateKey, openFrame, PUBLIC_KEY_LENGTH, senderOfSubject, subjects } from '@trustmesh/protocol';
 import { describe, expect, it, vi } from 'vitest';
-import { uniqueMesh, withNats } from './helpers/nats.ts';
-import { capture } from './helpers/capture.ts';
-import { nextEvent, sleep, waitFor } from './helpers/wait.ts';
+import { uniqueMesh, withNats } from '@trustmesh/test-utils';
+import { capture } from '@trustmesh/test-utils';
+import { nextEvent, sleep, waitFor } from '@trustmesh/test-utils';
 
 const nats = withNats({ jetstream: false });
 

@@ -17,7 +17,7 @@ import {
   signingInput,
   toHex,
   type RejectReason,
-} from '../packages/protocol/src/index.ts';
+} from '@trustmesh/protocol';
 import { VECTORS_PATH, renderVectors, type NegativeVector, type PositiveVector, type VectorFile } from '../docs/vectors/generate.ts';
 
 const text = readFileSync(VECTORS_PATH, 'utf8');

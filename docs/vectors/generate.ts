@@ -31,7 +31,7 @@ import {
   type AgentKey,
   type FrameInit,
   type RejectReason,
-} from '../../packages/protocol/src/index.ts';
+} from '@trustmesh/protocol';
 
 // ---------------------------------------------------------------------------
 // File format

@@ -15,11 +15,13 @@
  * else console.log('rejected:', result.reason)
  * ```
  */
-export { REJECT_REASONS, isRejectReason, TrustMeshError, FrameRejectedError, InvalidArgumentError, KeyError } from './errors.ts';
-export type { RejectReason, KeyErrorCode } from './errors.ts';
-export { toHex, fromHex, equalBytes, byteKey, base58btcEncode, base58btcDecode } from './bytes.ts';
-export { nodeEd25519, nobleEd25519, ed25519Backend, SEED_LENGTH, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH } from './ed25519.ts';
-export type { Ed25519Backend } from './ed25519.ts';
+export { REJECT_REASONS, isRejectReason, MESSAGE_TYPES, RESERVED_TYPE_PREFIX, ERROR_CODES } from './codes.ts';
+export type { RejectReason, MessageType, ErrorCode } from './codes.ts';
+export { TrustMeshError, FrameRejectedError, InvalidArgumentError, KeyError } from './errors.ts';
+export type { KeyErrorCode } from './errors.ts';
+export { toHex, fromHex, equalBytes, byteKey, base58btcEncode, base58btcDecode } from './util/bytes.ts';
+export { nodeEd25519, nobleEd25519, ed25519Backend, SEED_LENGTH, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH } from './identity/ed25519.ts';
+export type { Ed25519Backend } from './identity/ed25519.ts';
 export {
   agentIdFromPublicKey,
   didFromPublicKey,
@@ -27,12 +29,12 @@ export {
   publicKeyFromDid,
   agentIdFromDid,
   didFromAgentId,
-  resolveDid,
-} from './did.ts';
-export { SignerCache } from './signers.ts';
-export type { Signer } from './signers.ts';
-export { generateKey, keyFromSeed, saveKeyFile, loadKeyFile } from './keys.ts';
-export type { AgentKey, KeyOptions, KeyFile, SaveKeyOptions } from './keys.ts';
+} from './identity/did.ts';
+export { resolveDid } from './identity/resolve.ts';
+export { SignerCache } from './identity/signers.ts';
+export type { Signer } from './identity/signers.ts';
+export { generateKey, keyFromSeed, saveKeyFile, loadKeyFile } from './identity/keys.ts';
+export type { AgentKey, KeyOptions, KeyFile, SaveKeyOptions } from './identity/keys.ts';
 export {
   FRAME_VERSION,
   HEADER_LENGTH,
@@ -44,11 +46,11 @@ export {
   signFrame,
   openFrame,
   signingInput,
-} from './frame.ts';
-export type { FrameBody, FrameInit, SignedFrame, OpenedFrame, OpenResult, OpenOptions } from './frame.ts';
-export { ReplayGuard, DEFAULT_WINDOW_MS, DEFAULT_MAX_REPLAY_ENTRIES } from './replay.ts';
-export type { ReplayGuardInit, ReplayVerdict } from './replay.ts';
-export { FrameVerifier } from './verifier.ts';
-export type { VerifierInit, VerifyContext, VerifyResult } from './verifier.ts';
-export { subjects, meshRoot, assertMeshName, parseSubject, senderOfSubject, SUBJECT_ROOT } from './subjects.ts';
-export type { SubjectKind, ParsedSubject } from './subjects.ts';
+} from './wire/frame.ts';
+export type { FrameBody, FrameInit, SignedFrame, OpenedFrame, OpenResult, OpenOptions } from './wire/frame.ts';
+export { ReplayGuard, DEFAULT_WINDOW_MS, DEFAULT_MAX_REPLAY_ENTRIES } from './wire/replay.ts';
+export type { ReplayGuardInit, ReplayVerdict } from './wire/replay.ts';
+export { FrameVerifier } from './wire/verifier.ts';
+export type { VerifierInit, VerifyContext, VerifyResult } from './wire/verifier.ts';
+export { subjects, meshRoot, assertMeshName, parseSubject, senderOfSubject, SUBJECT_ROOT } from './subjects/subjects.ts';
+export type { SubjectKind, ParsedSubject } from './subjects/subjects.ts';

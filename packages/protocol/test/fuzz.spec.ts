@@ -14,7 +14,7 @@ import {
   type AgentKey,
   type VerifyResult,
 } from '../src/index.ts';
-import { prng } from './support.ts';
+import { prng } from '@trustmesh/test-utils';
 
 /**
  * Verification must never throw on attacker bytes: every input below goes

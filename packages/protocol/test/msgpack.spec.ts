@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { generateKey, InvalidArgumentError, signFrame } from '../src/index.ts';
-import { decodeBody, decodeStrict, MAX_NESTING, MsgpackError } from '../src/msgpack.ts';
+import { decodeBody, decodeStrict, MAX_NESTING, MsgpackError } from '@trustmesh/protocol/internal';
 
 const b = (...values: number[]) => Uint8Array.from(values);
 const str = (s: string) => {

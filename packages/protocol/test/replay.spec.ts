@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_REPLAY_ENTRIES, DEFAULT_WINDOW_MS, InvalidArgumentError, ReplayGuard, type ReplayVerdict } from '../src/index.ts';
-import { prng } from './support.ts';
+import { prng } from '@trustmesh/test-utils';
 
 const T0 = 1_750_000_000_000; // a whole second
 

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { open, readFile, stat } from 'node:fs/promises';
 import { inspect } from 'node:util';
-import { fromHex, toHex } from './bytes.ts';
+import { fromHex, toHex } from '../util/bytes.ts';
 import { agentIdFromPublicKey } from './did.ts';
 import { ed25519Backend, SEED_LENGTH, type Ed25519Backend } from './ed25519.ts';
-import { InvalidArgumentError, KeyError } from './errors.ts';
+import { InvalidArgumentError, KeyError } from '../errors.ts';
 
 /**
  * An agent's Ed25519 identity. The secret seed is held in a private field and

@@ -1,5 +1,5 @@
-import { BoundedCache } from './bounded-cache.ts';
-import { byteKey } from './bytes.ts';
+import { BoundedCache } from '../util/bounded-cache.ts';
+import { byteKey } from '../util/bytes.ts';
 import { agentIdFromPublicKey } from './did.ts';
 import { nodeEd25519, PUBLIC_KEY_LENGTH, type Ed25519Backend } from './ed25519.ts';
 

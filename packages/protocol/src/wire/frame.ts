@@ -1,10 +1,11 @@
 import { randomFillSync } from 'node:crypto';
 import { Packr } from 'msgpackr';
-import { SignerCache, type Signer } from './signers.ts';
-import { ed25519Backend, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH, type Ed25519Backend } from './ed25519.ts';
-import { InvalidArgumentError, type RejectReason } from './errors.ts';
+import { SignerCache, type Signer } from '../identity/signers.ts';
+import { ed25519Backend, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH, type Ed25519Backend } from '../identity/ed25519.ts';
+import { InvalidArgumentError } from '../errors.ts';
+import type { RejectReason } from '../codes.ts';
 import { decodeBody, MsgpackError, type DecodedBody } from './msgpack.ts';
-import type { AgentKey } from './keys.ts';
+import type { AgentKey } from '../identity/keys.ts';
 
 /** Frame layout, docs/protocol.md §3: version(1) || public key(32) || signature(64) || body. */
 export const FRAME_VERSION = 1;
@@ -65,6 +66,21 @@ function freshId(): Uint8Array {
   return id;
 }
 
+/**
+ * version || public key || Ed25519(signingInput(body)) || body: the only place
+ * a frame is assembled. `body` is sent exactly as given, so tests can seal
+ * bodies the sender code would never write (internal export).
+ */
+export function sealFrame(key: AgentKey, body: Uint8Array, version: number = FRAME_VERSION): Uint8Array {
+  const signature = key.sign(signingInput(body));
+  const bytes = Buffer.allocUnsafe(HEADER_LENGTH + body.length);
+  bytes[0] = version;
+  bytes.set(key.publicKey, 1);
+  bytes.set(signature, 1 + PUBLIC_KEY_LENGTH);
+  bytes.set(body, HEADER_LENGTH);
+  return bytes;
+}
+
 export function signingInput(body: Uint8Array): Uint8Array {
   const out = Buffer.allocUnsafe(DOMAIN_BYTES.length + body.length);
   DOMAIN_BYTES.copy(out, 0);
@@ -105,12 +121,7 @@ export function signFrame(key: AgentKey, init: FrameInit): SignedFrame {
   } catch (err) {
     throw new InvalidArgumentError(`data is not plain MessagePack (${(err as Error).message}); send plain objects, arrays, strings, numbers, booleans, null and Uint8Array`);
   }
-  const signature = key.sign(signingInput(encoded));
-  const bytes = Buffer.allocUnsafe(HEADER_LENGTH + encoded.length);
-  bytes[0] = FRAME_VERSION;
-  bytes.set(key.publicKey, 1);
-  bytes.set(signature, 1 + PUBLIC_KEY_LENGTH);
-  bytes.set(encoded, HEADER_LENGTH);
+  const bytes = sealFrame(key, encoded);
   return { bytes, body };
 }
 

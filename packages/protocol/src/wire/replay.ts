@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from './errors.ts';
+import { InvalidArgumentError } from '../errors.ts';
 
 export const DEFAULT_WINDOW_MS = 30_000;
 export const DEFAULT_MAX_REPLAY_ENTRIES = 250_000;

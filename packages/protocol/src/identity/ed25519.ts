@@ -1,9 +1,9 @@
 import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
 import * as noble from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
-import { BoundedCache } from './bounded-cache.ts';
-import { byteKey } from './bytes.ts';
-import { InvalidArgumentError } from './errors.ts';
+import { BoundedCache } from '../util/bounded-cache.ts';
+import { byteKey } from '../util/bytes.ts';
+import { InvalidArgumentError } from '../errors.ts';
 
 noble.hashes.sha512 = sha512;
 

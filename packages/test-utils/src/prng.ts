@@ -1,4 +1,4 @@
-/** Shared by the protocol tests and the integration tests (test/helpers). */
+/** Shared by every test suite. */
 
 /** Deterministic PRNG (mulberry32), so a failing randomized test can be replayed from its seed. */
 export function prng(seed: number): () => number {

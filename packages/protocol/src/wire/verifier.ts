@@ -1,10 +1,10 @@
-import { byteKey } from './bytes.ts';
-import { ed25519Backend } from './ed25519.ts';
-import type { RejectReason } from './errors.ts';
+import { byteKey } from '../util/bytes.ts';
+import { ed25519Backend } from '../identity/ed25519.ts';
+import type { RejectReason } from '../codes.ts';
 import { DEFAULT_MAX_FRAME_BYTES, open, type OpenResult } from './frame.ts';
-import { SignerCache } from './signers.ts';
+import { SignerCache } from '../identity/signers.ts';
 import { DEFAULT_WINDOW_MS, ReplayGuard, type ReplayGuardInit } from './replay.ts';
-import { senderOfSubject } from './subjects.ts';
+import { senderOfSubject } from '../subjects/subjects.ts';
 
 /** As {@link OpenResult}: `signer` names the key once the signature has verified. */
 export type VerifyResult = OpenResult;

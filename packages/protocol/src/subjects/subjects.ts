@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from './errors.ts';
+import { InvalidArgumentError } from '../errors.ts';
 
 /**
  * Subject layout (docs/protocol.md §6). Every subject starts with the mesh root

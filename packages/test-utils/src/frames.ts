@@ -5,16 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Packr } from 'msgpackr';
-import {
-  equalBytes,
-  FRAME_VERSION,
-  HEADER_LENGTH,
-  ID_LENGTH,
-  PUBLIC_KEY_LENGTH,
-  signingInput,
-  type AgentKey,
-} from '@trustmesh/protocol';
-export { prng } from '../../packages/protocol/test/support.ts';
+import { equalBytes, FRAME_VERSION, HEADER_LENGTH, ID_LENGTH, type AgentKey } from '@trustmesh/protocol';
+import { sealFrame } from '@trustmesh/protocol/internal';
 
 /** Standard MessagePack, as the protocol requires (no records, smallest map headers). */
 export const wirePackr = new Packr({ useRecords: false, variableMapSize: true });
@@ -28,14 +20,9 @@ export function encodeBody(body: ForgedBody): Uint8Array {
   return wirePackr.pack(wire);
 }
 
-/** version || signer.publicKey || Ed25519(signer, signingInput(body)) || body. */
+/** version || signer.publicKey || Ed25519(signer, signingInput(body)) || body, through the protocol's one seal function. */
 export function assembleFrame(signer: AgentKey, body: Uint8Array, version = FRAME_VERSION): Uint8Array {
-  const frame = new Uint8Array(HEADER_LENGTH + body.length);
-  frame[0] = version;
-  frame.set(signer.publicKey, 1);
-  frame.set(signer.sign(signingInput(body)), 1 + PUBLIC_KEY_LENGTH);
-  frame.set(body, HEADER_LENGTH);
-  return frame;
+  return new Uint8Array(sealFrame(signer, body, version));
 }
 
 /**

@@ -1,8 +1,6 @@
-import { Resolver, type DIDResolutionResult } from 'did-resolver';
-import { getResolver as keyDidResolver } from 'key-did-resolver';
-import { base58btcDecode, base58btcEncode } from './bytes.ts';
+import { base58btcDecode, base58btcEncode } from '../util/bytes.ts';
 import { PUBLIC_KEY_LENGTH } from './ed25519.ts';
-import { InvalidArgumentError, KeyError } from './errors.ts';
+import { InvalidArgumentError, KeyError } from '../errors.ts';
 
 /** did:key method prefix plus multibase 'z' (base58btc). */
 const DID_KEY_PREFIX = 'did:key:z';
@@ -50,12 +48,4 @@ export function didFromAgentId(agentId: string): string {
   const did = 'did:key:' + agentId;
   publicKeyFromDid(did);
   return did;
-}
-
-let resolver: Resolver | undefined;
-
-/** Standard DID resolution (W3C DID Core) through did-resolver + key-did-resolver. */
-export async function resolveDid(did: string): Promise<DIDResolutionResult> {
-  resolver ??= new Resolver(keyDidResolver());
-  return resolver.resolve(did);
 }
