@@ -212,7 +212,11 @@ class Peer {
   exited: string | undefined;
   expectExit = false;
 
-  constructor(readonly role: Role, tsx: string, profileDir: string | undefined) {
+  constructor(
+    readonly role: Role,
+    tsx: string,
+    profileDir: string | undefined,
+  ) {
     const nodeArgs = ['--import', tsx];
     if (profileDir !== undefined) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${join(profileDir, role)}`);
     // stdout of the children goes to our stderr: stdout is kept for the report (--json).
@@ -262,10 +266,13 @@ class Peer {
       };
       if (this.exited !== undefined) return onExit(this.exited);
       this.exitListeners.add(onExit);
-      const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
-        done();
-        reject(new Error(`${this.role} did not report ${what} within ${timeoutMs} ms`));
-      }, timeoutMs);
+      const timer =
+        timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              done();
+              reject(new Error(`${this.role} did not report ${what} within ${timeoutMs} ms`));
+            }, timeoutMs);
     });
   }
 
@@ -339,7 +346,15 @@ let roundCounter = 0;
 
 type TransferKind = 'raw' | 'agent' | 'presigned';
 
-async function transfer(kind: TransferKind, sender: Peer, receiver: Peer, url: string, count: number, size: number, timeoutS: number): Promise<Transfer> {
+async function transfer(
+  kind: TransferKind,
+  sender: Peer,
+  receiver: Peer,
+  url: string,
+  count: number,
+  size: number,
+  timeoutS: number,
+): Promise<Transfer> {
   const id = ++roundCounter;
   const flow = kind === 'raw' ? RAW_FLOW : E2E_FLOW;
   const isReady = (e: PeerEvent): e is Extract<PeerEvent, { ev: 'ready' }> => e.ev === 'ready' && e.id === id;
@@ -353,7 +368,12 @@ async function transfer(kind: TransferKind, sender: Peer, receiver: Peer, url: s
   );
   const { did } = await ready;
 
-  const received = receiver.next((e): e is Extract<PeerEvent, { ev: 'received' }> => e.ev === 'received' && e.id === id, undefined, 'its result', id);
+  const received = receiver.next(
+    (e): e is Extract<PeerEvent, { ev: 'received' }> => e.ev === 'received' && e.id === id,
+    undefined,
+    'its result',
+    id,
+  );
   const sent = sender.next((e): e is Extract<PeerEvent, { ev: 'sent' }> => e.ev === 'sent' && e.id === id, undefined, 'its result', id);
   let lastProgress = performance.now();
   let stalled = false;
@@ -415,7 +435,10 @@ function shutdown(): Promise<void> {
 }
 
 let interrupted: number | undefined;
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
   process.on(signal, () => {
     if (interrupted !== undefined) return;
     interrupted = code;
@@ -517,7 +540,11 @@ async function main(): Promise<number> {
     if (cores < 2) throw new Error('--pin needs at least 2 CPUs');
     const last = String(cores - 1);
     const others = cores === 2 ? '0' : `0-${cores - 2}`;
-    for (const [pid, cpus] of [[receiver.child.pid, last], [sender.child.pid, others], [state.server.pid, others]] as const) {
+    for (const [pid, cpus] of [
+      [receiver.child.pid, last],
+      [sender.child.pid, others],
+      [state.server.pid, others],
+    ] as const) {
       // -a: every thread (libuv, V8 and the Go runtime's threads too).
       const r = spawnSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`--pin: taskset failed for pid ${pid}: ${r.error?.message ?? r.stderr.trim()}`);
@@ -530,7 +557,8 @@ async function main(): Promise<number> {
     if (lost > 0) failures.push(`${label}: ${name}: ${lost} of ${expected} messages lost${t.stalled ? ' (stalled)' : ''}`);
     if (t.received.duplicates > 0) failures.push(`${label}: ${name}: ${t.received.duplicates} duplicates`);
     if (t.received.malformed > 0) failures.push(`${label}: ${name}: ${t.received.malformed} malformed payloads`);
-    if ((t.received.rejectedTotal ?? 0) > 0) failures.push(`${label}: ${name}: ${t.received.rejectedTotal} frames rejected ${JSON.stringify(t.received.rejected)}`);
+    if ((t.received.rejectedTotal ?? 0) > 0)
+      failures.push(`${label}: ${name}: ${t.received.rejectedTotal} frames rejected ${JSON.stringify(t.received.rejected)}`);
     if ((t.received.handlerErrors ?? 0) > 0) failures.push(`${label}: ${name}: ${t.received.handlerErrors} handler errors`);
     if ((t.received.unhandled ?? 0) > 0) failures.push(`${label}: ${name}: ${t.received.unhandled} unhandled frames`);
   };
@@ -567,7 +595,9 @@ async function main(): Promise<number> {
 
     const presigned = await transfer('presigned', sender, receiver, url, presignedMessages, o.payload, o.timeoutS);
     check(label, 'pre-signed', presigned, presignedMessages);
-    progress(`${label}: receiver alone (pre-signed) ${fmtInt(presigned.received.rate)} msgs/s (${presigned.received.unique}/${presignedMessages})`);
+    progress(
+      `${label}: receiver alone (pre-signed) ${fmtInt(presigned.received.rate)} msgs/s (${presigned.received.unique}/${presignedMessages})`,
+    );
 
     if (!warm) records.push({ sign, verify: v, raw, signed, presigned });
   }
@@ -701,7 +731,10 @@ interface Report {
     flow: { raw: typeof RAW_FLOW; signed: typeof E2E_FLOW };
     natsServer: { url: string; jetstream: boolean };
   };
-  results: Record<'ed25519SignPerSec' | 'ed25519VerifyPerSec' | 'rawNatsMsgsPerSec' | 'signedMsgsPerSec' | 'presignedReceiverMsgsPerSec', Summary>;
+  results: Record<
+    'ed25519SignPerSec' | 'ed25519VerifyPerSec' | 'rawNatsMsgsPerSec' | 'signedMsgsPerSec' | 'presignedReceiverMsgsPerSec',
+    Summary
+  >;
   ratios: {
     signedToVerify: { value: number; target: number; met: boolean };
     signedToVerifyPerRound: Summary;
@@ -736,13 +769,21 @@ function renderTable(r: Report): string {
   const lines: string[] = [];
   lines.push(`TrustMesh signed throughput: ${c.rounds} rounds (+${c.warmup} warm-up), median [min .. max]`);
   lines.push(`machine   ${m.cpuModel}, ${m.cores} cores, node ${m.node}, nats-server ${m.natsServer}, ${m.os}`);
-  lines.push(`          load average ${m.loadAverageAtStart.join(' ')} at start, ${m.loadAverageAtEnd.join(' ')} at end; msgpackr native addon: ${m.msgpackrNative ? 'yes' : 'no'}`);
+  lines.push(
+    `          load average ${m.loadAverageAtStart.join(' ')} at start, ${m.loadAverageAtEnd.join(' ')} at end; msgpackr native addon: ${m.msgpackrNative ? 'yes' : 'no'}`,
+  );
   if (m.otherLoadCores !== undefined) {
     const noisy = m.otherLoadCores >= 0.2;
-    lines.push(`          other work on the machine while measuring: ${m.otherLoadCores.toFixed(2)} cores on average${noisy ? ' -- NOISY: rates 2 and 3 (3 busy processes) suffer more than 1a/1b' : ''}`);
+    lines.push(
+      `          other work on the machine while measuring: ${m.otherLoadCores.toFixed(2)} cores on average${noisy ? ' -- NOISY: rates 2 and 3 (3 busy processes) suffer more than 1a/1b' : ''}`,
+    );
   }
-  lines.push(`frame     ${c.frameBytes} bytes = ${HEADER_LENGTH} header + ${c.frameBytes - HEADER_LENGTH} body (payload ${c.payloadBytes} bytes); ${fmtInt(c.messages)} signed msgs/round, ${fmtInt(c.rawMessages)} raw`);
-  lines.push(`processes ${c.pinned ? 'pinned (--pin): receiver on its own CPU, sender and nats-server on the other(s)' : 'not pinned (the OS schedules sender, receiver and nats-server)'}`);
+  lines.push(
+    `frame     ${c.frameBytes} bytes = ${HEADER_LENGTH} header + ${c.frameBytes - HEADER_LENGTH} body (payload ${c.payloadBytes} bytes); ${fmtInt(c.messages)} signed msgs/round, ${fmtInt(c.rawMessages)} raw`,
+  );
+  lines.push(
+    `processes ${c.pinned ? 'pinned (--pin): receiver on its own CPU, sender and nats-server on the other(s)' : 'not pinned (the OS schedules sender, receiver and nats-server)'}`,
+  );
   lines.push('');
   const rows: [string, Summary, string][] = [
     ['1a Ed25519 sign, node:crypto, 1 thread', r.results.ed25519SignPerSec, 'ops/s'],
@@ -756,17 +797,23 @@ function renderTable(r: Report): string {
   lines.push(head);
   lines.push('-'.repeat(head.length + 2));
   for (const [label, s, unit] of rows) {
-    lines.push(`${label.padEnd(w)}  ${fmtInt(s.median).padStart(10)}  ${fmtInt(s.min).padStart(10)}  ${fmtInt(s.max).padStart(10)}  ${unit}`);
+    lines.push(
+      `${label.padEnd(w)}  ${fmtInt(s.median).padStart(10)}  ${fmtInt(s.min).padStart(10)}  ${fmtInt(s.max).padStart(10)}  ${unit}`,
+    );
   }
   lines.push('');
   const sv = r.ratios.signedToVerify;
   const pr = r.ratios.signedToVerifyPerRound;
-  lines.push(`4  signed / verify     ${fmtRatio(sv.value)}   target >= ${sv.target}: ${sv.met ? 'met' : 'NOT MET'}   (per round: median ${fmtRatio(pr.median)}, min ${fmtRatio(pr.min)}, max ${fmtRatio(pr.max)})`);
+  lines.push(
+    `4  signed / verify     ${fmtRatio(sv.value)}   target >= ${sv.target}: ${sv.met ? 'met' : 'NOT MET'}   (per round: median ${fmtRatio(pr.median)}, min ${fmtRatio(pr.min)}, max ${fmtRatio(pr.max)})`,
+  );
   lines.push(`   signed / raw NATS   ${fmtRatio(r.ratios.signedToRawNats.value)}`);
   lines.push(`   receiver alone / verify  ${fmtRatio(r.ratios.presignedToVerify.value)}   (diagnostic)`);
   lines.push('');
   const i = r.integrity;
-  const reasons = Object.entries(i.rejectedByReason).map(([k, n]) => `${k} ${n}`).join(', ');
+  const reasons = Object.entries(i.rejectedByReason)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
   lines.push(
     `integrity  signed: ${fmtInt(i.signedMessages)} sent, ${i.rejections} rejected${reasons ? ` (${reasons})` : ''}, ${i.lost} lost, ${i.duplicates} duplicated; ` +
       `pre-signed: ${i.presignedRejections} rejected, ${i.presignedLost} lost; raw: ${i.rawLost} lost, ${i.rawDuplicates} duplicated`,

@@ -9,7 +9,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { TYPE_ERROR, TYPE_PRESENCE, TYPE_REPLY, type Agent, type AgentInit, type MessageContext, type RejectionEvent } from '@trustmesh/client';
+import {
+  TYPE_ERROR,
+  TYPE_PRESENCE,
+  TYPE_REPLY,
+  type Agent,
+  type AgentInit,
+  type MessageContext,
+  type RejectionEvent,
+} from '@trustmesh/client';
 import {
   FRAME_VERSION,
   generateKey,
@@ -25,7 +33,18 @@ import {
   type RejectReason,
 } from '@trustmesh/protocol';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { assembleFrame, BODY_OFFSET, concat, encodeBody, flipBit, forgeFrame, MUTATION_KINDS, mutateFrame, prng, wirePackr } from '@trustmesh/test-utils';
+import {
+  assembleFrame,
+  BODY_OFFSET,
+  concat,
+  encodeBody,
+  flipBit,
+  forgeFrame,
+  MUTATION_KINDS,
+  mutateFrame,
+  prng,
+  wirePackr,
+} from '@trustmesh/test-utils';
 import { uniqueMesh, withNats } from '@trustmesh/test-utils';
 import { capture, type Capture, type CapturedMessage } from '@trustmesh/test-utils';
 import { sleep, waitFor } from '@trustmesh/test-utils';
@@ -57,8 +76,14 @@ async function scene(bobInit: Partial<AgentInit> = {}): Promise<Scene> {
   const bob = await nats.join({ mesh, name: 'bob', ...bobInit });
   const bobCalls: MessageContext[] = [];
   const aliceCalls: MessageContext[] = [];
-  bob.handle('echo', (data, ctx) => (bobCalls.push(ctx), data));
-  alice.handle('echo', (data, ctx) => (aliceCalls.push(ctx), data));
+  bob.handle('echo', (data, ctx) => {
+    bobCalls.push(ctx);
+    return data;
+  });
+  alice.handle('echo', (data, ctx) => {
+    aliceCalls.push(ctx);
+    return data;
+  });
   const rejectedAt = new Map<Agent, RejectionEvent[]>();
   for (const agent of [alice, bob]) {
     const events: RejectionEvent[] = [];
@@ -76,14 +101,22 @@ async function scene(bobInit: Partial<AgentInit> = {}): Promise<Scene> {
 }
 
 /** Publishes `frames` as the attacker and checks each is refused by `target` with `reason`, and nothing more happens. */
-async function expectRejected(s: Scene, target: Agent, reason: RejectReason, frames: Array<[subject: string, bytes: Uint8Array]>): Promise<void> {
+async function expectRejected(
+  s: Scene,
+  target: Agent,
+  reason: RejectReason,
+  frames: Array<[subject: string, bytes: Uint8Array]>,
+): Promise<void> {
   const before = target.stats();
   const events = s.rejectedAt.get(target)!;
   const eventsBefore = events.length;
   const calls = s.bobCalls.length + s.aliceCalls.length;
   for (const [subject, bytes] of frames) s.attacker.publish(subject, bytes);
   await s.attacker.flush();
-  await waitFor(() => target.stats().rejectedTotal >= before.rejectedTotal + frames.length, `${frames.length} '${reason}' rejection(s) by ${target.name}`);
+  await waitFor(
+    () => target.stats().rejectedTotal >= before.rejectedTotal + frames.length,
+    `${frames.length} '${reason}' rejection(s) by ${target.name}`,
+  );
   await sleep(10); // anything wrongly accepted would show up now
 
   const after = target.stats();
@@ -157,7 +190,16 @@ describe('attacks', () => {
 
     it('attacks - bad_frame: a validly signed body that is not a well-formed MessagePack map', async () => {
       const sub = msgSubject(s, s.bob, s.mallory.agentId);
-      const good = encodeBody({ v: 1, id: randomBytes(ID_LENGTH), iss: s.mallory.did, sub, aud: s.bob.did, typ: 'echo', iat: Date.now(), data: 'x' });
+      const good = encodeBody({
+        v: 1,
+        id: randomBytes(ID_LENGTH),
+        iss: s.mallory.did,
+        sub,
+        aud: s.bob.did,
+        typ: 'echo',
+        iat: Date.now(),
+        data: 'x',
+      });
       const notAMap = Uint8Array.of(0xc1, ...randomBytes(40)); // 0xc1 is never used in MessagePack
       await expectRejected(s, s.bob, 'bad_frame', [
         [sub, assembleFrame(s.mallory, good.subarray(0, good.length - 5))], // truncated body, signed as is
@@ -225,12 +267,24 @@ describe('attacks', () => {
 
     it("attacks - issuer_mismatch: a frame signed by mallory's key whose body claims to be alice", async () => {
       const sub = msgSubject(s, s.bob, s.alice.agentId);
-      const body = encodeBody({ v: 1, id: randomBytes(ID_LENGTH), iss: s.alice.did, sub, aud: s.bob.did, typ: 'echo', iat: Date.now(), data: 'i am alice' });
+      const body = encodeBody({
+        v: 1,
+        id: randomBytes(ID_LENGTH),
+        iss: s.alice.did,
+        sub,
+        aud: s.bob.did,
+        typ: 'echo',
+        iat: Date.now(),
+        data: 'i am alice',
+      });
       const frame = concat(Uint8Array.of(FRAME_VERSION), s.mallory.publicKey, s.mallory.sign(signingInput(body)), body);
       expect(frame).toEqual(assembleFrame(s.mallory, body)); // the helper builds the same bytes
       await expectRejected(s, s.bob, 'issuer_mismatch', [
         [sub, frame],
-        [msgSubject(s, s.bob, s.mallory.agentId), forgeFrame(s.mallory, { sub: msgSubject(s, s.bob, s.mallory.agentId), iss: s.alice.did })],
+        [
+          msgSubject(s, s.bob, s.mallory.agentId),
+          forgeFrame(s.mallory, { sub: msgSubject(s, s.bob, s.mallory.agentId), iss: s.alice.did }),
+        ],
         [sub, forgeFrame(s.mallory, { sub, iss: 'did:key:not-a-key' })],
       ]);
       await expectStillServes(s);
@@ -260,15 +314,26 @@ describe('attacks', () => {
       const sub = msgSubject(s, s.bob, s.alice.agentId);
       await expectRejected(s, s.bob, 'subject_mismatch', [
         [sub, forgeFrame(s.mallory, { sub, aud: s.bob.did })],
-        [subjects.request(s.mesh, s.bob.agentId, s.alice.agentId), forgeFrame(s.mallory, { sub: subjects.request(s.mesh, s.bob.agentId, s.alice.agentId) })],
+        [
+          subjects.request(s.mesh, s.bob.agentId, s.alice.agentId),
+          forgeFrame(s.mallory, { sub: subjects.request(s.mesh, s.bob.agentId, s.alice.agentId) }),
+        ],
       ]);
       await expectStillServes(s);
     });
 
     it("attacks - subject_mismatch: forged presence on alice's subject neither removes nor renames her", async () => {
       const sub = subjects.presence(s.mesh, s.alice.agentId);
-      const leave = forgeFrame(s.mallory, { sub, typ: TYPE_PRESENCE, data: { status: 'leave', name: 'alice', version: '0.0.0', capabilities: [] } });
-      const rename = forgeFrame(s.mallory, { sub, typ: TYPE_PRESENCE, data: { status: 'alive', name: 'evil', version: '6.6.6', capabilities: ['*'] } });
+      const leave = forgeFrame(s.mallory, {
+        sub,
+        typ: TYPE_PRESENCE,
+        data: { status: 'leave', name: 'alice', version: '0.0.0', capabilities: [] },
+      });
+      const rename = forgeFrame(s.mallory, {
+        sub,
+        typ: TYPE_PRESENCE,
+        data: { status: 'alive', name: 'evil', version: '6.6.6', capabilities: ['*'] },
+      });
       await expectRejected(s, s.bob, 'subject_mismatch', [
         [sub, leave],
         [sub, rename],
@@ -286,7 +351,10 @@ describe('attacks', () => {
       announce({ status: 'join', name: 'm'.repeat(129), version: '1', capabilities: [] });
       announce({ status: 'join', name: 'mallory', version: '1', capabilities: [], lineage: 'not a map' });
       announce(null);
-      s.attacker.publish(sub, forgeFrame(s.mallory, { sub, typ: 'echo', data: { status: 'join', name: 'mallory', version: '1', capabilities: [] } }));
+      s.attacker.publish(
+        sub,
+        forgeFrame(s.mallory, { sub, typ: 'echo', data: { status: 'join', name: 'mallory', version: '1', capabilities: [] } }),
+      );
       await s.attacker.flush();
       await waitFor(() => s.bob.stats().received === before.received + 6, 'bob to receive the six announcements');
       expect(s.bob.peers().map((p) => p.name)).toEqual(['alice']);
@@ -295,7 +363,12 @@ describe('attacks', () => {
 
       announce({ status: 'join', name: 'mallory', version: '1', capabilities: ['x'], mood: 'sneaky', lineage: { model: 'm', extra: 1 } });
       await waitFor(() => s.bob.peers().length === 2, 'bob to track mallory');
-      expect(s.bob.peers().find((p) => p.did === s.mallory.did)).toMatchObject({ name: 'mallory', version: '1', capabilities: ['x'], lineage: { model: 'm' } });
+      expect(s.bob.peers().find((p) => p.did === s.mallory.did)).toMatchObject({
+        name: 'mallory',
+        version: '1',
+        capabilities: ['x'],
+        lineage: { model: 'm' },
+      });
       await expectStillServes(s);
     });
 
@@ -395,7 +468,10 @@ describe('attacks', () => {
       const hex = Buffer.from(s.mallory.publicKey).toString('hex');
       for (const event of fired) {
         const shown = JSON.stringify(event, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v));
-        expect([s.mallory.did, s.mallory.agentId, hex].some((id) => shown.includes(id)), `${event.reason} event ${shown}`).toBe(true);
+        expect(
+          [s.mallory.did, s.mallory.agentId, hex].some((id) => shown.includes(id)),
+          `${event.reason} event ${shown}`,
+        ).toBe(true);
       }
     });
   });
@@ -435,7 +511,10 @@ describe('attacks', () => {
       return data;
     });
     const requestSubject = subjects.request(s.mesh, s.bob.agentId, s.alice.agentId);
-    const outcome = s.alice.request(s.bob.did, 'slow-echo', text, { timeoutMs: 5_000 }).then((v) => ({ value: v }), (err: unknown) => ({ err }));
+    const outcome = s.alice.request(s.bob.did, 'slow-echo', text, { timeoutMs: 5_000 }).then(
+      (v) => ({ value: v }),
+      (err: unknown) => ({ err }),
+    );
     const opened = openFrame((await s.wire.next((m) => m.subject === requestSubject)).data);
     if (!opened.ok) throw new Error(`captured request did not open: ${opened.reason}`);
     return { release, outcome, cor: opened.frame.id };
@@ -461,9 +540,14 @@ describe('attacks', () => {
       const asBob = subjects.reply(s.mesh, s.alice.agentId, s.bob.agentId);
       await expectRejected(s, s.alice, 'unsolicited', [
         [own, forgeFrame(s.mallory, { sub: own, aud: s.alice.did, typ: TYPE_REPLY, cor, data: 'forged' })],
-        [own, forgeFrame(s.mallory, { sub: own, aud: s.alice.did, typ: TYPE_ERROR, cor, data: { code: 'handler_error', message: 'forged' } })],
+        [
+          own,
+          forgeFrame(s.mallory, { sub: own, aud: s.alice.did, typ: TYPE_ERROR, cor, data: { code: 'handler_error', message: 'forged' } }),
+        ],
       ]);
-      await expectRejected(s, s.alice, 'subject_mismatch', [[asBob, forgeFrame(s.mallory, { sub: asBob, aud: s.alice.did, typ: TYPE_REPLY, cor, data: 'forged' })]]);
+      await expectRejected(s, s.alice, 'subject_mismatch', [
+        [asBob, forgeFrame(s.mallory, { sub: asBob, aud: s.alice.did, typ: TYPE_REPLY, cor, data: 'forged' })],
+      ]);
       expect(s.alice.stats().pendingRequests).toBe(1);
 
       release();
@@ -483,7 +567,13 @@ describe('attacks', () => {
       const atAlice = subjects.reply(s.mesh, s.alice.agentId, s.bob.agentId);
       await expectRejected(s, s.alice, 'subject_mismatch', [[atAlice, reply.data]]);
       // A frame bob really signed for alice's reply subject, but that answers nothing of hers.
-      const signedByBob = signFrame(s.bob.key, { sub: atAlice, typ: TYPE_REPLY, aud: s.alice.did, cor: randomBytes(ID_LENGTH), data: 'stray' }).bytes;
+      const signedByBob = signFrame(s.bob.key, {
+        sub: atAlice,
+        typ: TYPE_REPLY,
+        aud: s.alice.did,
+        cor: randomBytes(ID_LENGTH),
+        data: 'stray',
+      }).bytes;
       await expectRejected(s, s.alice, 'unsolicited', [[atAlice, signedByBob]]);
       await expectStillServes(s);
     });
@@ -509,7 +599,9 @@ describe('attacks', () => {
       s = await scene();
     });
 
-    it('attacks - 10,000 random and mutated frames are each rejected with a known reason, and nothing escapes', { timeout: 60_000 }, async () => {
+    it('attacks - 10,000 random and mutated frames are each rejected with a known reason, and nothing escapes', {
+      timeout: 60_000,
+    }, async () => {
       const seed = Number(process.env.FUZZ_SEED ?? 0x7e5717);
       const random = prng(seed);
       const escaped: unknown[] = [];
@@ -557,7 +649,12 @@ describe('attacks', () => {
         const calls = s.bobCalls.length;
         for (const [subject, bytes] of attacks) s.attacker.publish(subject, bytes);
         await s.attacker.flush();
-        await waitFor(() => s.bob.stats().received >= before.received + ATTACKS, `bob to receive all ${ATTACKS} attack frames (seed ${seed})`, 30_000, 20);
+        await waitFor(
+          () => s.bob.stats().received >= before.received + ATTACKS,
+          `bob to receive all ${ATTACKS} attack frames (seed ${seed})`,
+          30_000,
+          20,
+        );
         await sleep(50);
 
         const after = s.bob.stats();
@@ -571,10 +668,14 @@ describe('attacks', () => {
         expect(fired.filter((e) => !isRejectReason(e.reason))).toEqual([]);
         const byReason = new Map<string, number>();
         for (const e of fired) byReason.set(e.reason, (byReason.get(e.reason) ?? 0) + 1);
-        for (const [reason, n] of byReason) expect(after.rejected[reason as RejectReason] - before.rejected[reason as RejectReason], reason).toBe(n);
+        for (const [reason, n] of byReason)
+          expect(after.rejected[reason as RejectReason] - before.rejected[reason as RejectReason], reason).toBe(n);
         // The corpus reaches every stage before the body checks, and the re-signed share reaches the body checks.
         for (const reason of ['bad_frame', 'bad_version', 'bad_signature', 'issuer_mismatch'] as const) {
-          expect(byReason.get(reason) ?? 0, `${reason} (seed ${seed}; reasons ${JSON.stringify(Object.fromEntries(byReason))})`).toBeGreaterThan(0);
+          expect(
+            byReason.get(reason) ?? 0,
+            `${reason} (seed ${seed}; reasons ${JSON.stringify(Object.fromEntries(byReason))})`,
+          ).toBeGreaterThan(0);
         }
         expect(Object.keys(REJECT_REASONS)).toEqual(expect.arrayContaining([...byReason.keys()]));
 

@@ -15,7 +15,15 @@ import {
   type Agent,
   type MessageContext,
 } from '@trustmesh/client';
-import { agentIdFromPublicKey, FrameVerifier, generateKey, openFrame, PUBLIC_KEY_LENGTH, senderOfSubject, subjects } from '@trustmesh/protocol';
+import {
+  agentIdFromPublicKey,
+  FrameVerifier,
+  generateKey,
+  openFrame,
+  PUBLIC_KEY_LENGTH,
+  senderOfSubject,
+  subjects,
+} from '@trustmesh/protocol';
 import { describe, expect, it, vi } from 'vitest';
 import { uniqueMesh, withNats } from '@trustmesh/test-utils';
 import { capture } from '@trustmesh/test-utils';
@@ -64,7 +72,9 @@ describe('mesh', () => {
 
   it('mesh - one-way send reaches the handler with ctx.from equal to the sender DID', async () => {
     const { alice, bob } = await pair();
-    const received = new Promise<{ data: unknown; ctx: MessageContext }>((resolve) => bob.handle('note', (data, ctx) => resolve({ data, ctx })));
+    const received = new Promise<{ data: unknown; ctx: MessageContext }>((resolve) =>
+      bob.handle('note', (data, ctx) => resolve({ data, ctx })),
+    );
 
     alice.send(bob.did, 'note', { text: 'hello' });
 
@@ -101,7 +111,14 @@ describe('mesh', () => {
     await waitFor(() => knows(alice, bob) && knows(bob, alice), 'alice and bob to see each other');
 
     const bobAsSeen = alice.peers().find((p) => p.did === bob.did)!;
-    expect(bobAsSeen).toMatchObject({ did: bob.did, agentId: bob.agentId, name: 'bob', version: '4.5.6', capabilities: ['search'], lineage: { model: 'model-b' } });
+    expect(bobAsSeen).toMatchObject({
+      did: bob.did,
+      agentId: bob.agentId,
+      name: 'bob',
+      version: '4.5.6',
+      capabilities: ['search'],
+      lineage: { model: 'model-b' },
+    });
     const aliceAsSeen = bob.peers().find((p) => p.did === alice.did)!;
     expect(aliceAsSeen).toMatchObject({
       did: alice.did,
@@ -147,7 +164,10 @@ describe('mesh', () => {
     const pending = alice.request(bob.did, 'slow', null, { timeoutMs: 10_000 });
     await waitFor(() => bob.stats().accepted > 0 && alice.stats().pendingRequests === 1, 'the request to reach bob');
 
-    const outcome = pending.then(() => 'resolved', (err: unknown) => err); // observed before leave() rejects it
+    const outcome = pending.then(
+      () => 'resolved',
+      (err: unknown) => err,
+    ); // observed before leave() rejects it
 
     await alice.leave();
 
@@ -253,7 +273,10 @@ describe('mesh', () => {
   it('mesh - a reply too large for a frame gives the requester RemoteError reply_too_large', async () => {
     const { alice, bob } = await pair();
     bob.handle('huge', () => 'x'.repeat(2 * 1024 * 1024));
-    await expect(alice.request(bob.did, 'huge', null, { timeoutMs: 3_000 })).rejects.toMatchObject({ name: 'RemoteError', code: 'reply_too_large' });
+    await expect(alice.request(bob.did, 'huge', null, { timeoutMs: 3_000 })).rejects.toMatchObject({
+      name: 'RemoteError',
+      code: 'reply_too_large',
+    });
   });
 
   it('mesh - a reply that cannot be encoded gives the requester RemoteError reply_unencodable', async () => {
@@ -263,7 +286,10 @@ describe('mesh', () => {
       node.self = node;
       return node;
     });
-    await expect(alice.request(bob.did, 'circular', null, { timeoutMs: 3_000 })).rejects.toMatchObject({ name: 'RemoteError', code: 'reply_unencodable' });
+    await expect(alice.request(bob.did, 'circular', null, { timeoutMs: 3_000 })).rejects.toMatchObject({
+      name: 'RemoteError',
+      code: 'reply_unencodable',
+    });
   });
 
   it('mesh - a request too large to send rejects with FrameTooLargeError and leaves nothing pending', async () => {
@@ -377,7 +403,9 @@ describe('mesh', () => {
       );
       const [first, ...others] = agents as [Agent, ...Agent[]];
 
-      const answers = await Promise.all(others.map((agent) => first.request<{ name: string; asker: string }>(agent.did, 'whoami', null, { timeoutMs: 20_000 })));
+      const answers = await Promise.all(
+        others.map((agent) => first.request<{ name: string; asker: string }>(agent.did, 'whoami', null, { timeoutMs: 20_000 })),
+      );
 
       expect(answers.map((a) => a.name)).toEqual(others.map((a) => a.name));
       expect(new Set(answers.map((a) => a.asker))).toEqual(new Set([first.did]));
@@ -419,8 +447,14 @@ describe('mesh', () => {
 
     const calledA: string[] = [];
     const calledB: string[] = [];
-    bobA.handle('echo', (data) => (calledA.push(String(data)), data));
-    bobB.handle('echo', (data) => (calledB.push(String(data)), data));
+    bobA.handle('echo', (data) => {
+      calledA.push(String(data));
+      return data;
+    });
+    bobB.handle('echo', (data) => {
+      calledB.push(String(data));
+      return data;
+    });
 
     const bobBReceived = bobB.stats().received;
     await expect(alice.request(sharedKey.did, 'echo', 'to-a')).resolves.toBe('to-a');
@@ -467,7 +501,9 @@ describe('mesh misuse', () => {
     for (const timeoutMs of [Infinity, 0, -1, 1.5, 2 ** 31]) {
       expect(() => alice.request(bob.did, 'echo', 1, { timeoutMs }), String(timeoutMs)).toThrow(/timeoutMs must be an integer/);
     }
-    await expect(nats.join({ mesh: uniqueMesh(), name: 'z', requestTimeoutMs: Infinity })).rejects.toMatchObject({ code: 'invalid_argument' });
+    await expect(nats.join({ mesh: uniqueMesh(), name: 'z', requestTimeoutMs: Infinity })).rejects.toMatchObject({
+      code: 'invalid_argument',
+    });
     expect(alice.stats().pendingRequests).toBe(0);
     await expect(alice.request(bob.did, 'echo', 'still works', { timeoutMs: 2 ** 31 - 1 })).resolves.toBe('still works');
   });

@@ -39,15 +39,24 @@ function readMessagePack(buf: Uint8Array): unknown {
   const need = (n: number) => {
     if (pos + n > buf.length) throw new Error(`truncated at ${pos}`);
   };
-  const u8 = () => (need(1), buf[pos++]!);
-  const u16 = () => (need(2), (pos += 2), view.getUint16(pos - 2));
-  const u32 = () => (need(4), (pos += 4), view.getUint32(pos - 4));
-  const take = (n: number) => (need(n), (pos += n), buf.slice(pos - n, pos));
+  const advance = (n: number) => {
+    need(n);
+    pos += n;
+    return pos - n;
+  };
+  const u8 = () => buf[advance(1)]!;
+  const u16 = () => view.getUint16(advance(2));
+  const u32 = () => view.getUint32(advance(4));
+  const take = (n: number) => {
+    const at = advance(n);
+    return buf.slice(at, at + n);
+  };
   const int64 = (signed: boolean) => {
     need(8);
     const v = signed ? view.getBigInt64(pos) : view.getBigUint64(pos);
     pos += 8;
-    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) throw new Error('64-bit integer outside the safe range');
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER))
+      throw new Error('64-bit integer outside the safe range');
     return Number(v);
   };
   const str = (n: number) => utf8.decode(take(n));
@@ -65,30 +74,54 @@ function readMessagePack(buf: Uint8Array): unknown {
     if (b >= 0x90 && b <= 0x9f) return array(b & 0x0f);
     if (b >= 0xa0 && b <= 0xbf) return str(b & 0x1f);
     switch (b) {
-      case 0xc0: return null;
-      case 0xc2: return false;
-      case 0xc3: return true;
-      case 0xc4: return take(u8());
-      case 0xc5: return take(u16());
-      case 0xc6: return take(u32());
-      case 0xca: return (need(4), (pos += 4), view.getFloat32(pos - 4));
-      case 0xcb: return (need(8), (pos += 8), view.getFloat64(pos - 8));
-      case 0xcc: return u8();
-      case 0xcd: return u16();
-      case 0xce: return u32();
-      case 0xcf: return int64(false);
-      case 0xd0: return (need(1), (pos += 1), view.getInt8(pos - 1));
-      case 0xd1: return (need(2), (pos += 2), view.getInt16(pos - 2));
-      case 0xd2: return (need(4), (pos += 4), view.getInt32(pos - 4));
-      case 0xd3: return int64(true);
-      case 0xd9: return str(u8());
-      case 0xda: return str(u16());
-      case 0xdb: return str(u32());
-      case 0xdc: return array(u16());
-      case 0xdd: return array(u32());
-      case 0xde: return map(u16());
-      case 0xdf: return map(u32());
-      default: throw new Error(`unsupported MessagePack type 0x${b.toString(16)} at ${pos - 1}`);
+      case 0xc0:
+        return null;
+      case 0xc2:
+        return false;
+      case 0xc3:
+        return true;
+      case 0xc4:
+        return take(u8());
+      case 0xc5:
+        return take(u16());
+      case 0xc6:
+        return take(u32());
+      case 0xca:
+        return view.getFloat32(advance(4));
+      case 0xcb:
+        return view.getFloat64(advance(8));
+      case 0xcc:
+        return u8();
+      case 0xcd:
+        return u16();
+      case 0xce:
+        return u32();
+      case 0xcf:
+        return int64(false);
+      case 0xd0:
+        return view.getInt8(advance(1));
+      case 0xd1:
+        return view.getInt16(advance(2));
+      case 0xd2:
+        return view.getInt32(advance(4));
+      case 0xd3:
+        return int64(true);
+      case 0xd9:
+        return str(u8());
+      case 0xda:
+        return str(u16());
+      case 0xdb:
+        return str(u32());
+      case 0xdc:
+        return array(u16());
+      case 0xdd:
+        return array(u32());
+      case 0xde:
+        return map(u16());
+      case 0xdf:
+        return map(u32());
+      default:
+        throw new Error(`unsupported MessagePack type 0x${b.toString(16)} at ${pos - 1}`);
     }
   }
   const out = value();
@@ -102,7 +135,7 @@ function toJson(v: unknown): unknown {
     const out: Record<string, unknown> = {};
     for (const [k, val] of v.entries) {
       if (typeof k !== 'string') throw new Error('non-string map key');
-      if (Object.prototype.hasOwnProperty.call(out, k)) throw new Error(`duplicate key ${k}`);
+      if (Object.hasOwn(out, k)) throw new Error(`duplicate key ${k}`);
       out[k] = toJson(val);
     }
     return out;
@@ -124,7 +157,10 @@ function fieldsFromBody(body: Record<string, unknown>): Record<string, unknown> 
   return f;
 }
 
-function verifierFor(v: { now_ms: number; receiver_did?: string; max_frame_bytes?: number; max_replay_entries?: number }, backend: 'node' | 'noble') {
+function verifierFor(
+  v: { now_ms: number; receiver_did?: string; max_frame_bytes?: number; max_replay_entries?: number },
+  backend: 'node' | 'noble',
+) {
   return new FrameVerifier({
     now: () => v.now_ms,
     backend,

@@ -66,7 +66,8 @@ function timeLoop(ms: number, op: (i: number) => boolean): LoopResult {
 }
 
 /** nodeEd25519 (node:crypto, cached KeyObject) signing real signing inputs, one thread. */
-export const measureSign = (f: CryptoFixture, ms: number): LoopResult => timeLoop(ms, (i) => nodeEd25519.sign(f.seed, f.inputs[i]!).length === 64);
+export const measureSign = (f: CryptoFixture, ms: number): LoopResult =>
+  timeLoop(ms, (i) => nodeEd25519.sign(f.seed, f.inputs[i]!).length === 64);
 /** nodeEd25519 verifying valid signatures over real signing inputs, one thread. */
 export const measureVerify = (f: CryptoFixture, ms: number): LoopResult =>
   timeLoop(ms, (i) => nodeEd25519.verify(f.publicKey, f.inputs[i]!, f.signatures[i]!));

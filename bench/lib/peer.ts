@@ -133,10 +133,20 @@ interface Tracker {
 
 function newTracker(id: number, count: number, size: number, ackEvery: number, finish: (t: Tracker, stopped: boolean) => void): Tracker {
   const t: Tracker = {
-    id, count, size, ackEvery,
+    id,
+    count,
+    size,
+    ackEvery,
     seen: new Uint8Array(count),
-    unique: 0, duplicates: 0, malformed: 0,
-    first: 0, last: 0, elu0: undefined, elu: 0, cpu0: undefined, cpuMs: 0,
+    unique: 0,
+    duplicates: 0,
+    malformed: 0,
+    first: 0,
+    last: 0,
+    elu0: undefined,
+    elu: 0,
+    cpu0: undefined,
+    cpuMs: 0,
     finish: (stopped) => {
       if (t.done) return;
       t.done = true;
@@ -254,7 +264,14 @@ let credit = { id: -1, n: 0, stop: false, wake: undefined as (() => void) | unde
  * batch, so neither the client's buffer nor the server's pending bytes for
  * the subscriber grow without bound (no slow-consumer disconnects).
  */
-async function pump(id: number, nc: NatsConnection, count: number, window: number, batch: number, publishOne: (seq: number) => void): Promise<SendResult> {
+async function pump(
+  id: number,
+  nc: NatsConnection,
+  count: number,
+  window: number,
+  batch: number,
+  publishOne: (seq: number) => void,
+): Promise<SendResult> {
   credit = { id, n: 0, stop: false, wake: undefined };
   const c = credit;
   let sent = 0;

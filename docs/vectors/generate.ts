@@ -177,7 +177,10 @@ const mp = {
 type Entries = [string, Uint8Array][];
 
 /** The body entries exactly as signFrame writes them (order v,id,iss,sub,aud?,typ,iat,cor?,data; iat as int64). */
-function bodyEntries(key: AgentKey, f: { id: Uint8Array; sub: string; aud?: string; typ: string; iat: number; cor?: Uint8Array; data: Uint8Array }): Entries {
+function bodyEntries(
+  key: AgentKey,
+  f: { id: Uint8Array; sub: string; aud?: string; typ: string; iat: number; cor?: Uint8Array; data: Uint8Array },
+): Entries {
   const e: Entries = [
     ['v', mp.int(FRAME_VERSION)],
     ['id', mp.bin(f.id)],
@@ -215,7 +218,17 @@ function jsonData(value: unknown): unknown {
   return value;
 }
 
-function fieldsOf(body: { v: number; id: Uint8Array; iss: string; sub: string; aud?: string; typ: string; iat: number; cor?: Uint8Array; data: unknown }): VectorFields {
+function fieldsOf(body: {
+  v: number;
+  id: Uint8Array;
+  iss: string;
+  sub: string;
+  aud?: string;
+  typ: string;
+  iat: number;
+  cor?: Uint8Array;
+  data: unknown;
+}): VectorFields {
   const f: VectorFields = { v: body.v, id_hex: toHex(body.id), iss: body.iss, sub: body.sub } as VectorFields;
   if (body.aud !== undefined) f.aud = body.aud;
   f.typ = body.typ;
@@ -369,28 +382,38 @@ export function buildVectors(): VectorFile {
     data: null,
   });
 
-  positiveFromSender('nested-data-with-binary', 'data mixes maps, arrays, bin, bool, nil, negative and wide integers and a float64', carol, {
-    sub: msgSub(bob, carol),
-    aud: bob.did,
-    typ: 'blob.put',
-    id: fixedId('nested'),
-    iat: T0 + 6_000,
-    data: {
-      blob: Uint8Array.from({ length: 20 }, (_, i) => (i * 37) & 0xff),
-      empty_bin: new Uint8Array(0),
-      nested: { list: [true, false, null, -1, -200, 255, 65_535, 70_000, 'x'], ratio: 1.5, empty_map: {}, empty_list: [] },
+  positiveFromSender(
+    'nested-data-with-binary',
+    'data mixes maps, arrays, bin, bool, nil, negative and wide integers and a float64',
+    carol,
+    {
+      sub: msgSub(bob, carol),
+      aud: bob.did,
+      typ: 'blob.put',
+      id: fixedId('nested'),
+      iat: T0 + 6_000,
+      data: {
+        blob: Uint8Array.from({ length: 20 }, (_, i) => (i * 37) & 0xff),
+        empty_bin: new Uint8Array(0),
+        nested: { list: [true, false, null, -1, -200, 255, 65_535, 70_000, 'x'], ratio: 1.5, empty_map: {}, empty_list: [] },
+      },
     },
-  });
+  );
 
   const unicodeTyp = 'ünïcødé.задача.日本語';
-  positiveFromSender('unicode-typ', `typ and data use non-ASCII UTF-8 (typ is ${unicodeTyp.length} characters, ${Buffer.byteLength(unicodeTyp)} bytes)`, bob, {
-    sub: msgSub(carol, bob),
-    aud: carol.did,
-    typ: unicodeTyp,
-    id: fixedId('unicode'),
-    iat: T0 + 7_000,
-    data: { text: 'grüße, 世界 🔑' },
-  });
+  positiveFromSender(
+    'unicode-typ',
+    `typ and data use non-ASCII UTF-8 (typ is ${unicodeTyp.length} characters, ${Buffer.byteLength(unicodeTyp)} bytes)`,
+    bob,
+    {
+      sub: msgSub(carol, bob),
+      aud: carol.did,
+      typ: unicodeTyp,
+      id: fixedId('unicode'),
+      iat: T0 + 7_000,
+      data: { text: 'grüße, 世界 🔑' },
+    },
+  );
 
   positiveFromSender(
     'window-edge-past',
@@ -410,7 +433,14 @@ export function buildVectors(): VectorFile {
 
   {
     // A frame of exactly max_frame_bytes is accepted.
-    const { frame, fields } = send(bob, { sub: msgSub(alice, bob), aud: alice.did, typ: 'chat.greet', id: fixedId('at-limit'), iat: T0 + 10_000, data: { text: 'exactly at the limit' } });
+    const { frame, fields } = send(bob, {
+      sub: msgSub(alice, bob),
+      aud: alice.did,
+      typ: 'chat.greet',
+      id: fixedId('at-limit'),
+      iat: T0 + 10_000,
+      data: { text: 'exactly at the limit' },
+    });
     addPositive('size-at-limit', 'the frame is exactly max_frame_bytes long: accepted (only larger is too_large)', bob, frame, fields, {
       receiver_did: alice.did,
       max_frame_bytes: frame.length,
@@ -495,8 +525,26 @@ export function buildVectors(): VectorFile {
   // Self-check: the hand encoder writes exactly what signFrame writes, so the
   // hand-built negatives below differ from a real frame only where intended.
   {
-    const probe = send(alice, { sub: msgSub(bob, alice), aud: bob.did, typ: 't', cor: requestId, id: requestId2, iat: T0, data: { text: 'x' } });
-    const hand = mp.map(bodyEntries(alice, { id: requestId2, sub: msgSub(bob, alice), aud: bob.did, typ: 't', iat: T0, cor: requestId, data: mp.map([['text', mp.str('x')]]) }));
+    const probe = send(alice, {
+      sub: msgSub(bob, alice),
+      aud: bob.did,
+      typ: 't',
+      cor: requestId,
+      id: requestId2,
+      iat: T0,
+      data: { text: 'x' },
+    });
+    const hand = mp.map(
+      bodyEntries(alice, {
+        id: requestId2,
+        sub: msgSub(bob, alice),
+        aud: bob.did,
+        typ: 't',
+        iat: T0,
+        cor: requestId,
+        data: mp.map([['text', mp.str('x')]]),
+      }),
+    );
     if (!equalBytes(probe.frame.subarray(97), hand)) throw new Error('hand MessagePack encoder disagrees with signFrame');
   }
 
@@ -526,7 +574,14 @@ export function buildVectors(): VectorFile {
   const baseNow = baseIat + LATENCY_MS;
   const baseData = mp.map([['text', mp.str('hello, bob')]]);
   const base = (label: string, over: Partial<{ sub: string; aud: string; iat: number; typ: string }> = {}) =>
-    bodyEntries(alice, { id: fixedId(label), sub: over.sub ?? baseSub, aud: over.aud ?? bob.did, typ: over.typ ?? 'chat.greet', iat: over.iat ?? baseIat, data: baseData });
+    bodyEntries(alice, {
+      id: fixedId(label),
+      sub: over.sub ?? baseSub,
+      aud: over.aud ?? bob.did,
+      typ: over.typ ?? 'chat.greet',
+      iat: over.iat ?? baseIat,
+      data: baseData,
+    });
   const signed = (entries: Entries) => signBody(alice, mp.map(entries));
   const good = signed(base('good'));
 
@@ -537,33 +592,127 @@ export function buildVectors(): VectorFile {
       frame = signed(setEntry(base('too-large'), 'data', mp.map([['pad', mp.str('x'.repeat(pad))]])));
       if (frame.length > 400) throw new Error('cannot pad to 400 bytes');
     }
-    addNegative('too_large', 'a valid 400-byte frame; the receiver limit is 399 bytes', frame, baseSub, baseNow, 'too_large', { max_frame_bytes: 399 });
+    addNegative('too_large', 'a valid 400-byte frame; the receiver limit is 399 bytes', frame, baseSub, baseNow, 'too_large', {
+      max_frame_bytes: 399,
+    });
     const junk = cat(bytes(0xff), frame.subarray(1));
-    addNegative('too_large-before-version', 'too large is decided first: the version byte 0xff is never looked at', junk, baseSub, baseNow, 'too_large', { max_frame_bytes: 399 });
+    addNegative(
+      'too_large-before-version',
+      'too large is decided first: the version byte 0xff is never looked at',
+      junk,
+      baseSub,
+      baseNow,
+      'too_large',
+      { max_frame_bytes: 399 },
+    );
   }
 
   // bad_frame: length
   addNegative('bad_frame-empty', 'zero bytes', new Uint8Array(0), baseSub, baseNow, 'bad_frame');
-  addNegative('bad_frame-header-only', '97 bytes: a valid frame cut after the header (minimum is 98)', good.subarray(0, 97), baseSub, baseNow, 'bad_frame');
-  addNegative('bad_frame-short-beats-version', '50 bytes with version byte 0x02: length is checked before the version', cat(bytes(0x02), good.subarray(1, 50)), baseSub, baseNow, 'bad_frame');
+  addNegative(
+    'bad_frame-header-only',
+    '97 bytes: a valid frame cut after the header (minimum is 98)',
+    good.subarray(0, 97),
+    baseSub,
+    baseNow,
+    'bad_frame',
+  );
+  addNegative(
+    'bad_frame-short-beats-version',
+    '50 bytes with version byte 0x02: length is checked before the version',
+    cat(bytes(0x02), good.subarray(1, 50)),
+    baseSub,
+    baseNow,
+    'bad_frame',
+  );
 
   // bad_frame: body (each validly signed by alice, so the signature check passes)
   {
     const full = mp.map(base('truncated'));
-    addNegative('bad_frame-body-truncated', 'signed body is a MessagePack map cut short (ends inside data)', signBody(alice, full.subarray(0, full.length - 3)), baseSub, baseNow, 'bad_frame');
+    addNegative(
+      'bad_frame-body-truncated',
+      'signed body is a MessagePack map cut short (ends inside data)',
+      signBody(alice, full.subarray(0, full.length - 3)),
+      baseSub,
+      baseNow,
+      'bad_frame',
+    );
   }
-  addNegative('bad_frame-body-not-map', 'signed body is a MessagePack array [1, "x"]', signBody(alice, mp.array([mp.int(1), mp.str('x')])), baseSub, baseNow, 'bad_frame');
-  addNegative('bad_frame-body-not-msgpack', 'signed body is the single byte 0xc1 (never used in MessagePack)', signBody(alice, bytes(0xc1)), baseSub, baseNow, 'bad_frame');
-  addNegative('bad_frame-duplicate-key', 'typ appears twice (with the same value)', signed([...base('dup'), ['typ', mp.str('chat.greet')]]), baseSub, baseNow, 'bad_frame');
-  addNegative('bad_frame-trailing-bytes', 'a valid body map followed by one extra byte (0xc0)', signBody(alice, cat(mp.map(base('trailing')), bytes(0xc0))), baseSub, baseNow, 'bad_frame');
-  addNegative('bad_frame-id-15-bytes', 'id is bin of 15 bytes', signed(setEntry(base('id15'), 'id', mp.bin(fixedId('id15').subarray(0, 15)))), baseSub, baseNow, 'bad_frame');
-  addNegative('bad_frame-id-str', 'id is a 16-character str, not bin', signed(setEntry(base('idstr'), 'id', mp.str('0123456789abcdef'))), baseSub, baseNow, 'bad_frame');
+  addNegative(
+    'bad_frame-body-not-map',
+    'signed body is a MessagePack array [1, "x"]',
+    signBody(alice, mp.array([mp.int(1), mp.str('x')])),
+    baseSub,
+    baseNow,
+    'bad_frame',
+  );
+  addNegative(
+    'bad_frame-body-not-msgpack',
+    'signed body is the single byte 0xc1 (never used in MessagePack)',
+    signBody(alice, bytes(0xc1)),
+    baseSub,
+    baseNow,
+    'bad_frame',
+  );
+  addNegative(
+    'bad_frame-duplicate-key',
+    'typ appears twice (with the same value)',
+    signed([...base('dup'), ['typ', mp.str('chat.greet')]]),
+    baseSub,
+    baseNow,
+    'bad_frame',
+  );
+  addNegative(
+    'bad_frame-trailing-bytes',
+    'a valid body map followed by one extra byte (0xc0)',
+    signBody(alice, cat(mp.map(base('trailing')), bytes(0xc0))),
+    baseSub,
+    baseNow,
+    'bad_frame',
+  );
+  addNegative(
+    'bad_frame-id-15-bytes',
+    'id is bin of 15 bytes',
+    signed(setEntry(base('id15'), 'id', mp.bin(fixedId('id15').subarray(0, 15)))),
+    baseSub,
+    baseNow,
+    'bad_frame',
+  );
+  addNegative(
+    'bad_frame-id-str',
+    'id is a 16-character str, not bin',
+    signed(setEntry(base('idstr'), 'id', mp.str('0123456789abcdef'))),
+    baseSub,
+    baseNow,
+    'bad_frame',
+  );
   addNegative('bad_frame-missing-data', 'the data key is absent', signed(dropEntry(base('nodata'), 'data')), baseSub, baseNow, 'bad_frame');
   addNegative('bad_frame-missing-iat', 'the iat key is absent', signed(dropEntry(base('noiat'), 'iat')), baseSub, baseNow, 'bad_frame');
   addNegative('bad_frame-iat-negative', 'iat is -1', signed(setEntry(base('iatneg'), 'iat', mp.int(-1))), baseSub, baseNow, 'bad_frame');
-  addNegative('bad_frame-iat-str', 'iat is a str of digits', signed(setEntry(base('iatstr'), 'iat', mp.str(String(baseIat)))), baseSub, baseNow, 'bad_frame');
-  addNegative('bad_frame-typ-empty', 'typ is the empty string', signed(setEntry(base('typempty'), 'typ', mp.str(''))), baseSub, baseNow, 'bad_frame');
-  addNegative('bad_frame-typ-129', 'typ is 129 characters (limit 128)', signed(base('typ129', { typ: 'a'.repeat(129) })), baseSub, baseNow, 'bad_frame');
+  addNegative(
+    'bad_frame-iat-str',
+    'iat is a str of digits',
+    signed(setEntry(base('iatstr'), 'iat', mp.str(String(baseIat)))),
+    baseSub,
+    baseNow,
+    'bad_frame',
+  );
+  addNegative(
+    'bad_frame-typ-empty',
+    'typ is the empty string',
+    signed(setEntry(base('typempty'), 'typ', mp.str(''))),
+    baseSub,
+    baseNow,
+    'bad_frame',
+  );
+  addNegative(
+    'bad_frame-typ-129',
+    'typ is 129 characters (limit 128)',
+    signed(base('typ129', { typ: 'a'.repeat(129) })),
+    baseSub,
+    baseNow,
+    'bad_frame',
+  );
   addNegative(
     'bad_frame-typ-129-utf8-bytes',
     'typ is 65 characters but 129 UTF-8 bytes (64 x "é" + "a"): limits count bytes, not characters',
@@ -572,8 +721,22 @@ export function buildVectors(): VectorFile {
     baseNow,
     'bad_frame',
   );
-  addNegative('bad_frame-aud-nil', 'aud is present but nil', signed(setEntry(base('audnil'), 'aud', mp.nil())), baseSub, baseNow, 'bad_frame');
-  addNegative('bad_frame-cor-8-bytes', 'cor is bin of 8 bytes', signed([...base('cor8'), ['cor', mp.bin(fixedId('cor8').subarray(0, 8))]]), baseSub, baseNow, 'bad_frame');
+  addNegative(
+    'bad_frame-aud-nil',
+    'aud is present but nil',
+    signed(setEntry(base('audnil'), 'aud', mp.nil())),
+    baseSub,
+    baseNow,
+    'bad_frame',
+  );
+  addNegative(
+    'bad_frame-cor-8-bytes',
+    'cor is bin of 8 bytes',
+    signed([...base('cor8'), ['cor', mp.bin(fixedId('cor8').subarray(0, 8))]]),
+    baseSub,
+    baseNow,
+    'bad_frame',
+  );
   // bad_frame: the strict MessagePack rules of §4 (1, 2, 7, 9), each in an otherwise valid signed body
   const f64 = (n: number) => {
     const out = new Uint8Array(9);
@@ -582,13 +745,62 @@ export function buildVectors(): VectorFile {
     return out;
   };
   const withData = (label: string, data: Uint8Array) => signed(setEntry(base(label), 'data', data));
-  addNegative('bad_frame-iat-float', 'iat is a float64 with an integral value (must be int)', signed(setEntry(base('iatfloat'), 'iat', f64(baseIat))), baseSub, baseNow, 'bad_frame');
-  addNegative('bad_version-v-float', 'v is the float64 1.0 (must be int)', signed(setEntry(base('vfloat'), 'v', f64(1))), baseSub, baseNow, 'bad_version');
-  addNegative('bad_frame-data-duplicate-key', 'a map inside data has the key "a" twice', withData('datadup', cat(bytes(0x82), mp.str('a'), mp.int(1), mp.str('a'), mp.int(2))), baseSub, baseNow, 'bad_frame');
-  addNegative('bad_frame-data-int-key', 'a map inside data has the int key 1', withData('dataintkey', cat(bytes(0x81), mp.int(1), mp.int(2))), baseSub, baseNow, 'bad_frame');
-  addNegative('bad_frame-data-invalid-utf8', 'a str inside data is the invalid UTF-8 sequence c3 28', withData('datautf8', bytes(0xa2, 0xc3, 0x28)), baseSub, baseNow, 'bad_frame');
-  addNegative('bad_frame-data-ext', 'data is fixext1 (type 1): ext types are not allowed', withData('dataext', bytes(0xd4, 0x01, 0x00)), baseSub, baseNow, 'bad_frame');
-  addNegative('bad_frame-data-timestamp', 'data is the timestamp ext type -1 (fixext4): ext types are not allowed', withData('datats', bytes(0xd6, 0xff, 0x00, 0x00, 0x00, 0x01)), baseSub, baseNow, 'bad_frame');
+  addNegative(
+    'bad_frame-iat-float',
+    'iat is a float64 with an integral value (must be int)',
+    signed(setEntry(base('iatfloat'), 'iat', f64(baseIat))),
+    baseSub,
+    baseNow,
+    'bad_frame',
+  );
+  addNegative(
+    'bad_version-v-float',
+    'v is the float64 1.0 (must be int)',
+    signed(setEntry(base('vfloat'), 'v', f64(1))),
+    baseSub,
+    baseNow,
+    'bad_version',
+  );
+  addNegative(
+    'bad_frame-data-duplicate-key',
+    'a map inside data has the key "a" twice',
+    withData('datadup', cat(bytes(0x82), mp.str('a'), mp.int(1), mp.str('a'), mp.int(2))),
+    baseSub,
+    baseNow,
+    'bad_frame',
+  );
+  addNegative(
+    'bad_frame-data-int-key',
+    'a map inside data has the int key 1',
+    withData('dataintkey', cat(bytes(0x81), mp.int(1), mp.int(2))),
+    baseSub,
+    baseNow,
+    'bad_frame',
+  );
+  addNegative(
+    'bad_frame-data-invalid-utf8',
+    'a str inside data is the invalid UTF-8 sequence c3 28',
+    withData('datautf8', bytes(0xa2, 0xc3, 0x28)),
+    baseSub,
+    baseNow,
+    'bad_frame',
+  );
+  addNegative(
+    'bad_frame-data-ext',
+    'data is fixext1 (type 1): ext types are not allowed',
+    withData('dataext', bytes(0xd4, 0x01, 0x00)),
+    baseSub,
+    baseNow,
+    'bad_frame',
+  );
+  addNegative(
+    'bad_frame-data-timestamp',
+    'data is the timestamp ext type -1 (fixext4): ext types are not allowed',
+    withData('datats', bytes(0xd6, 0xff, 0x00, 0x00, 0x00, 0x01)),
+    baseSub,
+    baseNow,
+    'bad_frame',
+  );
   addNegative('bad_frame-data-c1', 'data is the never-used byte 0xc1', withData('datac1', bytes(0xc1)), baseSub, baseNow, 'bad_frame');
   addNegative(
     'bad_frame-nesting-33',
@@ -600,9 +812,30 @@ export function buildVectors(): VectorFile {
   );
 
   // bad_version
-  addNegative('bad_version-header', 'a valid frame with the version byte changed to 0x02', cat(bytes(0x02), good.subarray(1)), baseSub, baseNow, 'bad_version');
-  addNegative('bad_version-body', 'header version 1, signed body has v = 2', signed(setEntry(base('v2'), 'v', mp.int(2))), baseSub, baseNow, 'bad_version');
-  addNegative('bad_version-body-v-absent', 'signed body has no v key', signed(dropEntry(base('nov'), 'v')), baseSub, baseNow, 'bad_version');
+  addNegative(
+    'bad_version-header',
+    'a valid frame with the version byte changed to 0x02',
+    cat(bytes(0x02), good.subarray(1)),
+    baseSub,
+    baseNow,
+    'bad_version',
+  );
+  addNegative(
+    'bad_version-body',
+    'header version 1, signed body has v = 2',
+    signed(setEntry(base('v2'), 'v', mp.int(2))),
+    baseSub,
+    baseNow,
+    'bad_version',
+  );
+  addNegative(
+    'bad_version-body-v-absent',
+    'signed body has no v key',
+    signed(dropEntry(base('nov'), 'v')),
+    baseSub,
+    baseNow,
+    'bad_version',
+  );
   addNegative(
     'bad_version-beats-bad-fields',
     'signed body is { v: 2 } alone: v is checked before the other fields',
@@ -616,14 +849,35 @@ export function buildVectors(): VectorFile {
   {
     const flipped = good.slice();
     flipped[flipped.length - 1]! ^= 0x01;
-    addNegative('bad_signature-flipped-body-bit', 'one bit of the last body byte flipped after signing', flipped, baseSub, baseNow, 'bad_signature');
+    addNegative(
+      'bad_signature-flipped-body-bit',
+      'one bit of the last body byte flipped after signing',
+      flipped,
+      baseSub,
+      baseNow,
+      'bad_signature',
+    );
 
     const wrongKey = cat(good.subarray(0, 1), bob.publicKey, good.subarray(33));
-    addNegative('bad_signature-wrong-public-key', "alice's frame with bob's public key in the header", wrongKey, baseSub, baseNow, 'bad_signature');
+    addNegative(
+      'bad_signature-wrong-public-key',
+      "alice's frame with bob's public key in the header",
+      wrongKey,
+      baseSub,
+      baseNow,
+      'bad_signature',
+    );
 
     const body = mp.map(base('nodomain'));
     const noDomain = assemble(FRAME_VERSION, alice.publicKey, alice.sign(body), body);
-    addNegative('bad_signature-no-domain-prefix', 'signed over the body alone, without the "trustmesh/v1\\n" prefix', noDomain, baseSub, baseNow, 'bad_signature');
+    addNegative(
+      'bad_signature-no-domain-prefix',
+      'signed over the body alone, without the "trustmesh/v1\\n" prefix',
+      noDomain,
+      baseSub,
+      baseNow,
+      'bad_signature',
+    );
 
     // S' = S + L: the same group element, but not canonical (RFC 8032 requires S < L).
     const L = 2n ** 252n + 27742317777372353535851937790883648493n;
@@ -633,14 +887,35 @@ export function buildVectors(): VectorFile {
     const s2 = s + L;
     const malleable = good.slice();
     for (let i = 0; i < 32; i++) malleable[65 + i] = Number((s2 >> BigInt(8 * i)) & 0xffn);
-    addNegative('bad_signature-s-not-canonical', 'the valid signature with S replaced by S + L (non-canonical S)', malleable, baseSub, baseNow, 'bad_signature');
+    addNegative(
+      'bad_signature-s-not-canonical',
+      'the valid signature with S replaced by S + L (non-canonical S)',
+      malleable,
+      baseSub,
+      baseNow,
+      'bad_signature',
+    );
 
     const offCurve = new Uint8Array(32);
     offCurve[0] = 2; // y = 2 does not decode to a curve point
-    addNegative('bad_signature-key-not-on-curve', 'public key 0200..00 (y = 2) is not a point on the curve', cat(bytes(1), offCurve, good.subarray(33)), baseSub, baseNow, 'bad_signature');
+    addNegative(
+      'bad_signature-key-not-on-curve',
+      'public key 0200..00 (y = 2) is not a point on the curve',
+      cat(bytes(1), offCurve, good.subarray(33)),
+      baseSub,
+      baseNow,
+      'bad_signature',
+    );
 
     const garbage = assemble(FRAME_VERSION, alice.publicKey, new Uint8Array(64).fill(0x5a), bytes(0x91, 0xc1));
-    addNegative('bad_signature-beats-bad-body', 'unsigned garbage body: the signature is checked before the body is parsed', garbage, baseSub, baseNow, 'bad_signature');
+    addNegative(
+      'bad_signature-beats-bad-body',
+      'unsigned garbage body: the signature is checked before the body is parsed',
+      garbage,
+      baseSub,
+      baseNow,
+      'bad_signature',
+    );
   }
 
   // issuer_mismatch
@@ -662,8 +937,22 @@ export function buildVectors(): VectorFile {
   );
 
   // subject_mismatch
-  addNegative('subject_mismatch-rerouted', 'signed for msg.<bob>.<alice>, delivered on msg.<carol>.<alice>', good, msgSub(carol, alice), baseNow, 'subject_mismatch');
-  addNegative('subject_mismatch-other-mesh', 'signed in mesh "demo", replayed into mesh "other"', good, subjects.message('other', bob.agentId, alice.agentId), baseNow, 'subject_mismatch');
+  addNegative(
+    'subject_mismatch-rerouted',
+    'signed for msg.<bob>.<alice>, delivered on msg.<carol>.<alice>',
+    good,
+    msgSub(carol, alice),
+    baseNow,
+    'subject_mismatch',
+  );
+  addNegative(
+    'subject_mismatch-other-mesh',
+    'signed in mesh "demo", replayed into mesh "other"',
+    good,
+    subjects.message('other', bob.agentId, alice.agentId),
+    baseNow,
+    'subject_mismatch',
+  );
   {
     const sub = msgSub(bob, carol);
     addNegative(
@@ -688,9 +977,17 @@ export function buildVectors(): VectorFile {
   // audience_mismatch
   {
     const sub = msgSub(carol, alice);
-    addNegative('audience_mismatch', 'aud = bob, received by carol (on the subject it was signed for)', signed(base('aud', { sub })), sub, baseNow, 'audience_mismatch', {
-      receiver_did: carol.did,
-    });
+    addNegative(
+      'audience_mismatch',
+      'aud = bob, received by carol (on the subject it was signed for)',
+      signed(base('aud', { sub })),
+      sub,
+      baseNow,
+      'audience_mismatch',
+      {
+        receiver_did: carol.did,
+      },
+    );
     addNegative(
       'audience_mismatch-beats-stale',
       'aud = bob, received by carol, and also stale: audience is checked before time',

@@ -6,7 +6,7 @@
  */
 import { connect } from '@nats-io/transport-node';
 import { joinMesh, type Agent, type RejectionEvent } from '@trustmesh/client';
-import { NatsServerError, startNatsServer } from '@trustmesh/embedded-nats';
+import { NatsServerError, startNatsServer, type NatsServerHandle } from '@trustmesh/embedded-nats';
 import { subjects } from '@trustmesh/protocol';
 
 const json = process.argv.includes('--json');
@@ -19,7 +19,7 @@ const names = new Map<string, string>();
 const pretty = (text: string) => text.replace(/z6Mk[1-9A-HJ-NP-Za-km-z]+/g, (id) => (names.has(id) ? `<${names.get(id)}>` : id));
 
 async function main(): Promise<number> {
-  let server;
+  let server: NatsServerHandle;
   try {
     server = await startNatsServer();
   } catch (err) {
@@ -42,7 +42,9 @@ async function main(): Promise<number> {
 
     bob.on('accepted', (frame) => {
       if (frame.typ.startsWith('tm.')) return;
-      say(`  bob verified: ${frame.typ} from ${short(frame.iss)} on ${pretty(frame.sub)} (Ed25519 ok, issuer = signing key, subject bound, iat ${Date.now() - frame.iat} ms old, fresh id)`);
+      say(
+        `  bob verified: ${frame.typ} from ${short(frame.iss)} on ${pretty(frame.sub)} (Ed25519 ok, issuer = signing key, subject bound, iat ${Date.now() - frame.iat} ms old, fresh id)`,
+      );
     });
     const refused: RejectionEvent[] = [];
     bob.on('rejected', (event) => {
@@ -53,7 +55,12 @@ async function main(): Promise<number> {
     bob.handle('math.add', (data) => (data as number[]).reduce((sum, n) => sum + n, 0));
 
     await waitFor(() => alice.peers().some((p) => p.did === bob.did), 2000);
-    say(`alice sees peers: ${alice.peers().map((p) => `${p.name}@${p.version} [${p.capabilities.join(', ')}]`).join('; ')}`);
+    say(
+      `alice sees peers: ${alice
+        .peers()
+        .map((p) => `${p.name}@${p.version} [${p.capabilities.join(', ')}]`)
+        .join('; ')}`,
+    );
 
     say('\nsigned requests:');
     const greeting = await alice.request<string>(bob.did, 'greet', { name: 'alice' });
@@ -82,7 +89,12 @@ async function main(): Promise<number> {
     const stats = bob.stats();
     const rejected = Object.fromEntries(Object.entries(stats.rejected).filter(([, n]) => n > 0));
     say(`\nbob: ${stats.received} frames received, ${stats.accepted} accepted, ${stats.rejectedTotal} refused ${JSON.stringify(rejected)}`);
-    const ok = greeting.startsWith('hello alice') && sum === 10 && rejected.replay === 1 && rejected.subject_mismatch === 1 && rejected.bad_signature === 1;
+    const ok =
+      greeting.startsWith('hello alice') &&
+      sum === 10 &&
+      rejected.replay === 1 &&
+      rejected.subject_mismatch === 1 &&
+      rejected.bad_signature === 1;
     if (json) {
       console.log(JSON.stringify({ ok, server: server.url, alice: alice.did, bob: bob.did, greeting, sum, bob_stats: stats }, null, 2));
     } else {

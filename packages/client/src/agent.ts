@@ -317,7 +317,11 @@ export class Agent extends Emitter<AgentEvents> implements PresenceListener {
     await this.leave();
   }
 
-  private publish(subject: string, init: { typ: string; data?: unknown; aud?: string; cor?: Uint8Array }, beforeSend?: (id: Uint8Array) => void): Uint8Array {
+  private publish(
+    subject: string,
+    init: { typ: string; data?: unknown; aud?: string; cor?: Uint8Array },
+    beforeSend?: (id: Uint8Array) => void,
+  ): Uint8Array {
     if (this.closed) throw new AgentClosedError();
     const { bytes, body } = signFrame(this.key, { sub: subject, ...init });
     if (bytes.length > this.maxFrameBytes) throw new FrameTooLargeError(bytes.length, this.maxFrameBytes);

@@ -3,7 +3,11 @@ import { TrustMeshError } from '@trustmesh/protocol';
 /** A request got no verified reply in time. */
 export class RequestTimeoutError extends TrustMeshError {
   declare readonly code: 'timeout';
-  constructor(readonly to: string, readonly typ: string, readonly timeoutMs: number) {
+  constructor(
+    readonly to: string,
+    readonly typ: string,
+    readonly timeoutMs: number,
+  ) {
     super('timeout', `no verified reply from ${to} to '${typ}' within ${timeoutMs} ms`);
     this.name = 'RequestTimeoutError';
   }
@@ -11,7 +15,11 @@ export class RequestTimeoutError extends TrustMeshError {
 
 /** The peer answered with a signed `tm.error` reply. `code` is the peer's code (e.g. `no_handler`, `handler_error`). */
 export class RemoteError extends TrustMeshError {
-  constructor(code: string, message: string, readonly from: string) {
+  constructor(
+    code: string,
+    message: string,
+    readonly from: string,
+  ) {
     super(code, `${from} answered ${code}: ${message}`);
     this.name = 'RemoteError';
   }

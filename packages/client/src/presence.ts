@@ -27,7 +27,13 @@ export interface PresenceData {
   lineage?: { model?: string; prompt_hash?: string; config_hash?: string };
 }
 
-export function presenceData(status: PresenceStatus, name: string, version: string, capabilities: string[], lineage?: Lineage): PresenceData {
+export function presenceData(
+  status: PresenceStatus,
+  name: string,
+  version: string,
+  capabilities: string[],
+  lineage?: Lineage,
+): PresenceData {
   const data: PresenceData = { status, name, version, capabilities };
   if (lineage !== undefined) {
     data.lineage = {};
@@ -41,7 +47,9 @@ export function presenceData(status: PresenceStatus, name: string, version: stri
 const isShortText = (v: unknown, max: number): v is string => typeof v === 'string' && v.length <= max;
 
 /** Validates peer-supplied presence data; undefined when malformed (signed is not the same as well formed). */
-export function parsePresence(data: unknown): { status: PresenceStatus; name: string; version: string; capabilities: string[]; lineage?: Lineage } | undefined {
+export function parsePresence(
+  data: unknown,
+): { status: PresenceStatus; name: string; version: string; capabilities: string[]; lineage?: Lineage } | undefined {
   if (data === null || typeof data !== 'object' || Array.isArray(data)) return undefined;
   const d = data as Record<string, unknown>;
   if (d.status !== 'join' && d.status !== 'alive' && d.status !== 'leave') return undefined;
@@ -57,7 +65,11 @@ export function parsePresence(data: unknown): { status: PresenceStatus; name: st
     if (typeof d.lineage !== 'object' || Array.isArray(d.lineage)) return undefined;
     const l = d.lineage as Record<string, unknown>;
     const lineage: Lineage = {};
-    for (const [wire, key] of [['model', 'model'], ['prompt_hash', 'promptHash'], ['config_hash', 'configHash']] as const) {
+    for (const [wire, key] of [
+      ['model', 'model'],
+      ['prompt_hash', 'promptHash'],
+      ['config_hash', 'configHash'],
+    ] as const) {
       if (l[wire] === undefined) continue;
       if (!isShortText(l[wire], 256)) return undefined;
       lineage[key] = l[wire];

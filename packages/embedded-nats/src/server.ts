@@ -112,7 +112,8 @@ function validateInit(init: NatsServerInit): void {
     throw new NatsServerError('invalid_init', `startNatsServer: ${field} must be ${constraint}`);
   };
   const { startTimeoutMs, maxPayload } = init;
-  if (startTimeoutMs !== undefined && !(Number.isFinite(startTimeoutMs) && startTimeoutMs > 0)) invalid('startTimeoutMs', 'a positive number');
+  if (startTimeoutMs !== undefined && !(Number.isFinite(startTimeoutMs) && startTimeoutMs > 0))
+    invalid('startTimeoutMs', 'a positive number');
   if (maxPayload !== undefined && !(Number.isSafeInteger(maxPayload) && maxPayload > 0)) invalid('maxPayload', 'a positive integer');
   for (const field of ['binary', 'host', 'storeDir'] as const) {
     if (init[field] === '') invalid(field, 'a non-empty string');

@@ -36,7 +36,11 @@ const tempDir = async (): Promise<string> => {
   return dir;
 };
 
-const exists = (path: string) => stat(path).then(() => true, () => false);
+const exists = (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
 
 const isRunning = (pid: number): boolean => {
   try {

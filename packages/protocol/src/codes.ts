@@ -18,8 +18,7 @@ export const REJECT_REASONS = {
 
 export type RejectReason = keyof typeof REJECT_REASONS;
 
-export const isRejectReason = (value: unknown): value is RejectReason =>
-  typeof value === 'string' && Object.prototype.hasOwnProperty.call(REJECT_REASONS, value);
+export const isRejectReason = (value: unknown): value is RejectReason => typeof value === 'string' && Object.hasOwn(REJECT_REASONS, value);
 
 /**
  * Message types the protocol itself defines (docs/protocol.md §9–10).

@@ -40,7 +40,7 @@ interface VerificationMethod {
 /** The Ed25519 key of a resolved DID document, whichever property the resolver uses. */
 function keyOfDocument(vm: VerificationMethod): Uint8Array | undefined {
   if (vm.publicKeyBase58 !== undefined) return base58btcDecode(vm.publicKeyBase58);
-  if (vm.publicKeyMultibase !== undefined && vm.publicKeyMultibase.startsWith('z')) {
+  if (vm.publicKeyMultibase?.startsWith('z')) {
     const bytes = base58btcDecode(vm.publicKeyMultibase.slice(1));
     // Multikey form carries the multicodec prefix.
     return bytes !== undefined && bytes[0] === 0xed && bytes[1] === 0x01 ? bytes.slice(2) : bytes;
@@ -186,7 +186,22 @@ describe('did:key canonical-only decoding', () => {
   });
 
   it('did - tryPublicKeyFromDid returns undefined for non-strings without throwing', () => {
-    const values: unknown[] = [undefined, null, 0, 42, true, {}, [], key, [did], new String(did), Symbol('x'), 10n, () => did, { toString: () => did }];
+    const values: unknown[] = [
+      undefined,
+      null,
+      0,
+      42,
+      true,
+      {},
+      [],
+      key,
+      [did],
+      new String(did),
+      Symbol('x'),
+      10n,
+      () => did,
+      { toString: () => did },
+    ];
     for (const value of values) expect(tryPublicKeyFromDid(value)).toBeUndefined();
   });
 

@@ -138,7 +138,16 @@ describe('frame valid frames', () => {
   it('frame - a signFrame frame opens with both backends and the opened fields equal the inputs', () => {
     const id = randomBytes(16);
     const cor = randomBytes(16);
-    const data = { text: 'hi', n: 42, neg: -7, big: 2 ** 40, f: 1.5, list: [1, 'two', null, true], bin: new Uint8Array([1, 2, 3]), nested: { a: { b: 'c' } } };
+    const data = {
+      text: 'hi',
+      n: 42,
+      neg: -7,
+      big: 2 ** 40,
+      f: 1.5,
+      list: [1, 'two', null, true],
+      bin: new Uint8Array([1, 2, 3]),
+      nested: { a: { b: 'c' } },
+    };
     const { bytes, body } = signFrame(alice, { sub: SUB, typ: 'greet', data, aud: bob.did, cor, id, iat: NOW });
     expect(body).toEqual({ v: 1, id, iss: alice.did, sub: SUB, aud: bob.did, typ: 'greet', iat: NOW, cor, data });
 
@@ -461,7 +470,15 @@ describe('frame bad_frame', () => {
 
   it('frame - a top-level key that is not a str is bad_frame', () => {
     const base = entries(alice);
-    for (const key of [raw(0x07), raw(0xc0), raw(0xc3), raw(0xc4, 1, 0x61), raw(0x91, 0xa1, 0x61), raw(0x80), raw(0xcb, 0, 0, 0, 0, 0, 0, 0, 0)]) {
+    for (const key of [
+      raw(0x07),
+      raw(0xc0),
+      raw(0xc3),
+      raw(0xc4, 1, 0x61),
+      raw(0x91, 0xa1, 0x61),
+      raw(0x80),
+      raw(0xcb, 0, 0, 0, 0, 0, 0, 0, 0),
+    ]) {
       expect(verdict(signed(alice, [...base, [key, 'x']])), toHex(key.bytes)).toBe('bad_frame');
     }
     // An integer key where a field name is expected: "v" is then missing too, but 5a comes first.
@@ -482,7 +499,10 @@ describe('frame bad_frame', () => {
     ];
     for (const x of exts) {
       expect(verdict(signed(alice, entries(alice, { data: x }))), `data ${toHex(x.bytes)}`).toBe('bad_frame');
-      expect(verdict(signed(alice, entries(alice, { data: new Raw(Uint8Array.from([0x81, 0xa1, 0x6b, ...x.bytes])) }))), `nested ${toHex(x.bytes)}`).toBe('bad_frame');
+      expect(
+        verdict(signed(alice, entries(alice, { data: new Raw(Uint8Array.from([0x81, 0xa1, 0x6b, ...x.bytes])) }))),
+        `nested ${toHex(x.bytes)}`,
+      ).toBe('bad_frame');
       expect(verdict(signed(alice, [...entries(alice), ['ext', x]])), `unknown key ${toHex(x.bytes)}`).toBe('bad_frame');
     }
   });
@@ -506,7 +526,20 @@ describe('frame bad_frame', () => {
   });
 
   it('frame - wrong iat: float, negative, string, unsafe integer, timestamp extension, missing', () => {
-    for (const iat of [NOW + 0.5, 1.5, -1, -NOW, BigInt(-1), String(NOW), null, true, 2 ** 53 + 2, BigInt(2) ** BigInt(63), new Date(NOW), [NOW]]) {
+    for (const iat of [
+      NOW + 0.5,
+      1.5,
+      -1,
+      -NOW,
+      BigInt(-1),
+      String(NOW),
+      null,
+      true,
+      2 ** 53 + 2,
+      BigInt(2) ** BigInt(63),
+      new Date(NOW),
+      [NOW],
+    ]) {
       expect(verdict(signed(alice, entries(alice, { iat }))), String(iat)).toBe('bad_frame');
     }
     expect(verdict(signed(alice, entries(alice, {}, ['iat'])))).toBe('bad_frame');
@@ -639,12 +672,19 @@ describe('frame issuer_mismatch', () => {
   });
 
   it('frame - iss that is not the canonical did:key of the signer is issuer_mismatch', () => {
-    for (const iss of [alice.agentId, alice.did + '#key-1', alice.did.toUpperCase(), 'did:key:' + alice.agentId.slice(0, -1), 'hello', 'did:web:example.com']) {
+    for (const iss of [
+      alice.agentId,
+      alice.did + '#key-1',
+      alice.did.toUpperCase(),
+      'did:key:' + alice.agentId.slice(0, -1),
+      'hello',
+      'did:web:example.com',
+    ]) {
       expect(verdict(signed(alice, entries(alice, { iss }))), iss).toBe('issuer_mismatch');
     }
   });
 
-  it('frame - a body naming A as iss, signed by B with B\'s key in the header, is issuer_mismatch', () => {
+  it("frame - a body naming A as iss, signed by B with B's key in the header, is issuer_mismatch", () => {
     const e = entries(alice);
     expect(verdict(signed(bob, e))).toBe('issuer_mismatch');
   });

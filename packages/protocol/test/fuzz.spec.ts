@@ -25,7 +25,6 @@ const SEED = 0x7e57f00d;
 const NOW = 1_750_000_000_000;
 const MESH = 'fz';
 
-
 const rand = prng(SEED);
 const int = (n: number) => Math.floor(rand() * n);
 const bytes = (n: number) => {
@@ -194,8 +193,10 @@ describe('fuzz FrameVerifier', () => {
     for (let i = 0; i < 10_000; i++) {
       const kind = i % 4;
       let input: Uint8Array;
-      if (kind === 0) input = bytes(int(256)); // anything, mostly short
-      else if (kind === 1) input = bytes(HEADER_LENGTH + 1 + int(400)); // long enough to reach the signature check
+      if (kind === 0)
+        input = bytes(int(256)); // anything, mostly short
+      else if (kind === 1)
+        input = bytes(HEADER_LENGTH + 1 + int(400)); // long enough to reach the signature check
       else {
         // Version byte right, a real public key: reaches the Ed25519 verify with garbage.
         input = bytes(HEADER_LENGTH + 1 + int(400));
@@ -247,7 +248,13 @@ describe('fuzz FrameVerifier', () => {
       f.set(body, HEADER_LENGTH);
       return f;
     };
-    const template = signFrame(alice, { sub: SUB, typ: 't', data: { list: [1, 'a', null], bin: new Uint8Array(3) }, aud: bob.did, iat: NOW }).bytes.subarray(HEADER_LENGTH);
+    const template = signFrame(alice, {
+      sub: SUB,
+      typ: 't',
+      data: { list: [1, 'a', null], bin: new Uint8Array(3) },
+      aud: bob.did,
+      iat: NOW,
+    }).bytes.subarray(HEADER_LENGTH);
     const verifier = new FrameVerifier({ now: () => NOW, self: bob.did });
     const outcomes: Outcome[] = [];
     let ok = 0;
@@ -265,7 +272,13 @@ describe('fuzz FrameVerifier', () => {
           break;
         }
         case 2: // random extension types, str/bin/array/map headers at random points
-          body = Uint8Array.from([0x81, 0xa1, 0x76, [0xc7, 0xc8, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8, 0xdc, 0xdd, 0xde, 0xdf, 0xd9, 0xda, 0xdb][int(14)]!, ...bytes(int(40))]);
+          body = Uint8Array.from([
+            0x81,
+            0xa1,
+            0x76,
+            [0xc7, 0xc8, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8, 0xdc, 0xdd, 0xde, 0xdf, 0xd9, 0xda, 0xdb][int(14)]!,
+            ...bytes(int(40)),
+          ]);
           break;
         default: // structurally valid maps with random field values
           body = Buffer.from(

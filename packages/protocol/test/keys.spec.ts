@@ -171,7 +171,9 @@ describe('keys secrecy', () => {
     const capture = async (p: Promise<unknown>) => messages.push((await rejection(p)).message);
 
     const mismatch = freshPath();
-    await writeFile(mismatch, JSON.stringify({ type: 'trustmesh-ed25519-key', version: 1, did: generateKey().did, seed_hex: hex }), { mode: 0o600 });
+    await writeFile(mismatch, JSON.stringify({ type: 'trustmesh-ed25519-key', version: 1, did: generateKey().did, seed_hex: hex }), {
+      mode: 0o600,
+    });
     await capture(loadKeyFile(mismatch));
 
     const loose = freshPath();

@@ -4,7 +4,6 @@ import { prng } from '@trustmesh/test-utils';
 
 const T0 = 1_750_000_000_000; // a whole second
 
-
 /**
  * What a receiver does with (key, iat) at time `now`: the time check of the
  * verifier first (the guard's contract: call it only for iat inside the
@@ -36,7 +35,16 @@ describe('ReplayGuard basics', () => {
   });
 
   it('replay - misuse of the constructor throws InvalidArgumentError', () => {
-    for (const init of [{ windowMs: 0 }, { windowMs: -1 }, { windowMs: NaN }, { windowMs: Infinity }, { maxEntries: 0 }, { maxEntries: -5 }, { maxEntries: 1.5 }, { maxEntries: NaN }]) {
+    for (const init of [
+      { windowMs: 0 },
+      { windowMs: -1 },
+      { windowMs: NaN },
+      { windowMs: Infinity },
+      { maxEntries: 0 },
+      { maxEntries: -5 },
+      { maxEntries: 1.5 },
+      { maxEntries: NaN },
+    ]) {
       expect(() => new ReplayGuard(init), JSON.stringify(init)).toThrow(InvalidArgumentError);
     }
     expect(() => new ReplayGuard({ windowMs: 1, maxEntries: 1 })).not.toThrow();
@@ -59,7 +67,7 @@ describe('ReplayGuard window expiry', () => {
     }
   });
 
-  it('replay - window expiry frees memory: size drops once the entries\' iat has left the window', () => {
+  it("replay - window expiry frees memory: size drops once the entries' iat has left the window", () => {
     const W = 30_000;
     const g = new ReplayGuard({ windowMs: W });
     for (let i = 0; i < 1000; i++) g.checkAndRemember(`old-${i}`, T0 + (i % 1000), T0);

@@ -249,7 +249,10 @@ describe('verifier replay', () => {
 
 describe('verifier reason coverage', () => {
   /** One crafted frame per reason, each passing every check before its own. */
-  function cases(): Record<Exclude<RejectReason, 'unsolicited'>, { frame: Uint8Array; subject?: string; init?: VerifierInit; before?: (v: FrameVerifier) => void }> {
+  function cases(): Record<
+    Exclude<RejectReason, 'unsolicited'>,
+    { frame: Uint8Array; subject?: string; init?: VerifierInit; before?: (v: FrameVerifier) => void }
+  > {
     const good = frameOf(alice);
     const flipped = Uint8Array.from(good);
     flipped[HEADER_LENGTH + 3]! ^= 0x10;
@@ -260,7 +263,9 @@ describe('verifier reason coverage', () => {
       bad_frame: { frame: handSigned(alice, { v: 1, id: randomBytes(15), iss: alice.did, sub: A_TO_B, typ: 't', iat: NOW, data: null }) },
       bad_version: { frame: v2 },
       bad_signature: { frame: flipped },
-      issuer_mismatch: { frame: handSigned(alice, { v: 1, id: randomBytes(16), iss: bob.did, sub: A_TO_B, typ: 't', iat: NOW, data: null }) },
+      issuer_mismatch: {
+        frame: handSigned(alice, { v: 1, id: randomBytes(16), iss: bob.did, sub: A_TO_B, typ: 't', iat: NOW, data: null }),
+      },
       subject_mismatch: { frame: good, subject: subjects.message(MESH, carol.agentId, alice.agentId) },
       audience_mismatch: { frame: frameOf(alice, { aud: carol.did }) },
       stale: { frame: frameOf(alice, { iat: NOW - 30_001 }) },
@@ -271,7 +276,9 @@ describe('verifier reason coverage', () => {
 
   it('verifier - every reject reason except the client-level unsolicited is produced by a crafted frame', () => {
     const table = cases();
-    const expected = Object.keys(REJECT_REASONS).filter((r) => r !== 'unsolicited').sort();
+    const expected = Object.keys(REJECT_REASONS)
+      .filter((r) => r !== 'unsolicited')
+      .sort();
     expect(Object.keys(table).sort()).toEqual(expected);
     for (const backend of BACKENDS) {
       for (const [reason, c] of Object.entries(table)) {
@@ -302,9 +309,21 @@ describe('verifier reason coverage', () => {
     badBody[HEADER_LENGTH + 1]! ^= 1;
     expect(reasonOf(verifier().verify(badBody, { subject: other }))).toBe('bad_signature');
     // bad_frame wins over issuer_mismatch.
-    expect(reasonOf(verifier().verify(handSigned(alice, { v: 1, id: 'short', iss: bob.did, sub: A_TO_B, typ: 't', iat: NOW, data: null }), { subject: other }))).toBe('bad_frame');
+    expect(
+      reasonOf(
+        verifier().verify(handSigned(alice, { v: 1, id: 'short', iss: bob.did, sub: A_TO_B, typ: 't', iat: NOW, data: null }), {
+          subject: other,
+        }),
+      ),
+    ).toBe('bad_frame');
     // issuer_mismatch wins over subject_mismatch.
-    expect(reasonOf(verifier().verify(handSigned(alice, { v: 1, id: randomBytes(16), iss: bob.did, sub: A_TO_B, typ: 't', iat: NOW, data: null }), { subject: other }))).toBe('issuer_mismatch');
+    expect(
+      reasonOf(
+        verifier().verify(handSigned(alice, { v: 1, id: randomBytes(16), iss: bob.did, sub: A_TO_B, typ: 't', iat: NOW, data: null }), {
+          subject: other,
+        }),
+      ),
+    ).toBe('issuer_mismatch');
     // subject_mismatch wins over audience_mismatch and stale.
     expect(reasonOf(verifier().verify(good, { subject: other }))).toBe('subject_mismatch');
     // audience_mismatch wins over stale.

@@ -53,7 +53,6 @@ export function flipBit(frame: Uint8Array, bit: number): Uint8Array {
 /** Index of the first body byte: flipping bits from here on leaves header and signature intact. */
 export const BODY_OFFSET = HEADER_LENGTH;
 
-
 export type MutationKind = 'bitflip' | 'truncate' | 'extend' | 'insert' | 'overwrite' | 'random';
 export const MUTATION_KINDS: readonly MutationKind[] = ['bitflip', 'truncate', 'extend', 'insert', 'overwrite', 'random'];
 

@@ -35,7 +35,8 @@ export function tryPublicKeyFromDid(did: unknown): Uint8Array | undefined {
 
 export function publicKeyFromDid(did: string): Uint8Array {
   const key = tryPublicKeyFromDid(did);
-  if (key === undefined) throw new KeyError('invalid_did', `not an Ed25519 did:key: ${typeof did === 'string' ? did.slice(0, 80) : `a ${typeof did}`}`);
+  if (key === undefined)
+    throw new KeyError('invalid_did', `not an Ed25519 did:key: ${typeof did === 'string' ? did.slice(0, 80) : `a ${typeof did}`}`);
   return key;
 }
 

@@ -62,7 +62,9 @@ function createNodeBackend(): Ed25519Backend {
   const privateKeys = new BoundedCache<KeyObject>(1024);
   const publicKeys = new BoundedCache<(message: Uint8Array, signature: Uint8Array) => boolean>(16384);
   const privateKeyOf = (seed: Uint8Array) =>
-    privateKeys.getOrCreate(byteKey(seed), () => createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' }));
+    privateKeys.getOrCreate(byteKey(seed), () =>
+      createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' }),
+    );
   return {
     name: 'node',
     publicKeyFromSeed(seed) {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, readFile, stat } from 'node:fs/promises';
+import { type FileHandle, open, readFile, stat } from 'node:fs/promises';
 import { inspect } from 'node:util';
 import { fromHex, toHex } from '../util/bytes.ts';
 import { agentIdFromPublicKey } from './did.ts';
@@ -92,7 +92,7 @@ export async function saveKeyFile(path: string, key: AgentKey, options: SaveKeyO
     public_key_hex: toHex(key.publicKey),
     seed_hex: toHex(seed),
   };
-  let handle;
+  let handle: FileHandle;
   try {
     handle = await open(path, options.overwrite ? 'w' : 'wx', 0o600);
   } catch (err) {
@@ -134,12 +134,20 @@ export async function loadKeyFile(path: string, options: KeyOptions = {}): Promi
   } catch {
     throw new KeyError('key_file_invalid', `key file ${path} is not valid JSON`);
   }
-  if (parsed?.type !== 'trustmesh-ed25519-key' || parsed.version !== 1 || typeof parsed.seed_hex !== 'string' || !/^[0-9a-f]{64}$/i.test(parsed.seed_hex)) {
+  if (
+    parsed?.type !== 'trustmesh-ed25519-key' ||
+    parsed.version !== 1 ||
+    typeof parsed.seed_hex !== 'string' ||
+    !/^[0-9a-f]{64}$/i.test(parsed.seed_hex)
+  ) {
     throw new KeyError('key_file_invalid', `key file ${path} is not a TrustMesh Ed25519 key file (version 1 with a 32-byte seed_hex)`);
   }
   const key = keyFromSeed(fromHex(parsed.seed_hex), options);
   if (parsed.did !== undefined && parsed.did !== key.did) {
-    throw new KeyError('key_file_invalid', `key file ${path} names ${typeof parsed.did === 'string' ? parsed.did.slice(0, 80) : `a ${typeof parsed.did}`} but its seed derives ${key.did}`);
+    throw new KeyError(
+      'key_file_invalid',
+      `key file ${path} names ${typeof parsed.did === 'string' ? parsed.did.slice(0, 80) : `a ${typeof parsed.did}`} but its seed derives ${key.did}`,
+    );
   }
   return key;
 }

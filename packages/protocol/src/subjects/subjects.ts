@@ -13,7 +13,9 @@ const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
 
 export function assertMeshName(mesh: string): void {
   if (typeof mesh !== 'string' || !MESH_NAME.test(mesh)) {
-    throw new InvalidArgumentError(`mesh name must match ${MESH_NAME} (got ${typeof mesh === 'string' ? JSON.stringify(mesh.slice(0, 80)) : `a ${typeof mesh}`})`);
+    throw new InvalidArgumentError(
+      `mesh name must match ${MESH_NAME} (got ${typeof mesh === 'string' ? JSON.stringify(mesh.slice(0, 80)) : `a ${typeof mesh}`})`,
+    );
   }
 }
 
@@ -23,7 +25,10 @@ export function meshRoot(mesh: string): string {
 }
 
 function token(name: string, value: string): string {
-  if (!TOKEN.test(value)) throw new InvalidArgumentError(`${name} is not a valid subject token: ${typeof value === 'string' ? JSON.stringify(value.slice(0, 80)) : `a ${typeof value}`}`);
+  if (!TOKEN.test(value))
+    throw new InvalidArgumentError(
+      `${name} is not a valid subject token: ${typeof value === 'string' ? JSON.stringify(value.slice(0, 80)) : `a ${typeof value}`}`,
+    );
   return value;
 }
 

@@ -98,7 +98,8 @@ export function signFrame(key: AgentKey, init: FrameInit): SignedFrame {
   }
   const id = init.id ?? freshId();
   if (!isBytes(id, ID_LENGTH)) throw new InvalidArgumentError(`id must be a Uint8Array of ${ID_LENGTH} bytes`);
-  if (init.cor !== undefined && !isBytes(init.cor, ID_LENGTH)) throw new InvalidArgumentError(`cor must be a Uint8Array of ${ID_LENGTH} bytes`);
+  if (init.cor !== undefined && !isBytes(init.cor, ID_LENGTH))
+    throw new InvalidArgumentError(`cor must be a Uint8Array of ${ID_LENGTH} bytes`);
   if (init.aud !== undefined && !isText(init.aud, 128)) throw new InvalidArgumentError('aud must be a DID string of 1..128 bytes');
   const iat = init.iat ?? Date.now();
   if (!Number.isSafeInteger(iat) || iat < 0) throw new InvalidArgumentError('iat must be a non-negative integer (ms)');
@@ -119,7 +120,9 @@ export function signFrame(key: AgentKey, init: FrameInit): SignedFrame {
   try {
     decodeBody(encoded);
   } catch (err) {
-    throw new InvalidArgumentError(`data is not plain MessagePack (${(err as Error).message}); send plain objects, arrays, strings, numbers, booleans, null and Uint8Array`);
+    throw new InvalidArgumentError(
+      `data is not plain MessagePack (${(err as Error).message}); send plain objects, arrays, strings, numbers, booleans, null and Uint8Array`,
+    );
   }
   const bytes = sealFrame(key, encoded);
   return { bytes, body };
@@ -149,7 +152,7 @@ export interface OpenOptions {
 
 const reject = (reason: RejectReason, detail: string): OpenResult => ({ ok: false, reason, detail });
 
-const own = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
+const own = (o: object, k: string) => Object.hasOwn(o, k);
 const isBytes = (v: unknown, n: number): v is Uint8Array => v instanceof Uint8Array && v.length === n;
 /**
  * Length bounds count UTF-8 bytes (§4), as every implementation can. A UTF-16

@@ -91,7 +91,7 @@ function container(s: State, count: number, minEntryBytes: number): void {
 }
 
 function setKey(target: Record<string, unknown>, key: string, value: unknown): void {
-  if (Object.prototype.hasOwnProperty.call(target, key)) fail(`duplicate map key ${JSON.stringify(key.slice(0, 40))}`);
+  if (Object.hasOwn(target, key)) fail(`duplicate map key ${JSON.stringify(key.slice(0, 40))}`);
   // defineProperty only for "__proto__" (so it is data, not a prototype change):
   // on every key it would turn the object into a slow dictionary.
   if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });

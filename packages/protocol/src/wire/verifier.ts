@@ -57,7 +57,8 @@ export class FrameVerifier {
       return refuse('subject_mismatch', `signed for ${body.sub.slice(0, 120)}, arrived on ${context.subject.slice(0, 120)}`);
     }
     // did:key:<agentId> — the subject's last token must be the signer's agent id.
-    if (senderOfSubject(context.subject) !== signer!.agentId) return refuse('subject_mismatch', 'subject names another sender than the signer');
+    if (senderOfSubject(context.subject) !== signer!.agentId)
+      return refuse('subject_mismatch', 'subject names another sender than the signer');
     if (body.aud !== undefined && this.self !== undefined && body.aud !== this.self) {
       return refuse('audience_mismatch', `addressed to ${body.aud.slice(0, 80)}`);
     }
