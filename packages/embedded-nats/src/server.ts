@@ -20,6 +20,12 @@ export interface NatsServerInit {
   binary?: string;
   /** Interface to listen on. Default `127.0.0.1`. */
   host?: string;
+  /**
+   * A fixed client port, e.g. to restart a server where its clients reconnect
+   * (pass the old handle's `port` and `storeDir`). Default: a free port the
+   * server picks. A port in use makes the start fail with `nats_server_start_failed`.
+   */
+  port?: number;
   /** How long to wait for the server to accept clients. Default 10 000 ms. */
   startTimeoutMs?: number;
   /** The server's `max_payload` in bytes. Default: the server's own (1 MiB). */
@@ -76,6 +82,7 @@ export async function startNatsServer(init: NatsServerInit = {}): Promise<NatsSe
       configFile,
       renderConfig({
         host,
+        port: init.port,
         portsFileDir: workDir,
         jetstreamStoreDir: init.jetstream === false ? undefined : storeDir,
         maxPayload: init.maxPayload,
@@ -115,6 +122,8 @@ function validateInit(init: NatsServerInit): void {
   if (startTimeoutMs !== undefined && !(Number.isFinite(startTimeoutMs) && startTimeoutMs > 0))
     invalid('startTimeoutMs', 'a positive number');
   if (maxPayload !== undefined && !(Number.isSafeInteger(maxPayload) && maxPayload > 0)) invalid('maxPayload', 'a positive integer');
+  if (init.port !== undefined && !(Number.isInteger(init.port) && init.port >= 1 && init.port <= 65_535))
+    invalid('port', 'an integer from 1 to 65535');
   for (const field of ['binary', 'host', 'storeDir'] as const) {
     if (init[field] === '') invalid(field, 'a non-empty string');
   }

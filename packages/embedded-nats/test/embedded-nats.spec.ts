@@ -141,6 +141,32 @@ describe('embedded-nats', () => {
     expect(await exists(join(storeDir, 'jetstream'))).toBe(true);
   });
 
+  it('port - a restart on the same port and store keeps JetStream state, and the client reconnects', async () => {
+    const storeDir = await tempDir();
+    const first = await start({ storeDir });
+    const nc = await connect({ servers: first.url, reconnectTimeWait: 50, maxReconnectAttempts: -1 });
+    connections.push(nc);
+    const created = await nc.request('$JS.API.STREAM.CREATE.keep', JSON.stringify({ name: 'keep', subjects: ['keep.>'], storage: 'file' }));
+    expect(JSON.parse(created.string()).error).toBeUndefined();
+    const reconnected = (async () => {
+      for await (const status of nc.status()) if (status.type === 'reconnect') return status.server;
+      return undefined;
+    })();
+    await first.stop();
+
+    const second = await start({ port: first.port, storeDir });
+    expect(second.port).toBe(first.port);
+    expect(await reconnected).toContain(String(first.port));
+    const info = await nc.request('$JS.API.STREAM.INFO.keep', undefined, { timeout: 5_000 });
+    expect(JSON.parse(info.string()).config.name).toBe('keep');
+  });
+
+  it('port - a port in use fails with nats_server_start_failed', async () => {
+    const running = await start();
+    const error = await startError({ port: running.port });
+    expect(error.code).toBe('nats_server_start_failed');
+  });
+
   it('stop - await using stops the server at the end of the block', async () => {
     let pid: number;
     {
@@ -181,6 +207,7 @@ describe('embedded-nats', () => {
     const error = await startError({ startTimeoutMs: 0 });
     expect(error.code).toBe('invalid_init');
     expect(error.message).toContain('startTimeoutMs');
+    expect((await startError({ port: 70_000 })).message).toContain('port');
   });
 
   it('findNatsServer - honours NATS_SERVER_BIN and reports a wrong one as missing', async () => {
