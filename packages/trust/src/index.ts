@@ -1,1 +1,42 @@
-export {};
+/**
+ * @packageDocumentation
+ * TrustMesh trust, the pure part: tiers and the tier ladder, and policy rules
+ * as data, checked at the receiver on every verified frame. See docs/trust.md.
+ *
+ * @example
+ * ```ts
+ * import { createPolicy, tierOf } from '@trustmesh/trust'
+ * const policy = createPolicy({
+ *   rules: {
+ *     mesh: { maxBytes: 65536 },
+ *     types: { 'task.run': { minTier: 'standard', rate: { count: 10, perMs: 1000 },
+ *       schema: { type: 'object', properties: { task: { type: 'string' } }, required: ['task'] } } },
+ *   },
+ * })
+ * const verdict = policy.check({ from: 'did:key:z6Mk…', typ: 'task.run', size: 180,
+ *   data: { task: 'sum' }, senderTier: tierOf(512) })
+ * if (!verdict.ok) console.log(verdict.reason, verdict.rule, verdict.detail)
+ * ```
+ */
+export {
+  SCORE_MIN,
+  SCORE_MAX,
+  NEW_AGENT_SCORE,
+  TIER_NAMES,
+  DEFAULT_TIER_LADDER,
+  TierLadderError,
+  isTier,
+  validateTierLadder,
+  tierOf,
+  tierFloor,
+  compareTiers,
+  tierAtLeast,
+} from './tiers.ts';
+export type { Tier, TierLadder } from './tiers.ts';
+export { createPolicy, POLICY_RULES } from './policy/engine.ts';
+export type { PolicyEngine, PolicyInit, PolicyInput, PolicyResult, PolicyAccept, PolicyRefusal, PolicyRuleName } from './policy/engine.ts';
+export { compileRules, PolicyRuleError } from './policy/rules.ts';
+export type { PolicyRules, RuleSet, JsonSchema } from './policy/rules.ts';
+export { RateLimiter } from './policy/rate-limiter.ts';
+export type { RateLimit, RateLimiterInit } from './policy/rate-limiter.ts';
+export { safeText, MAX_DETAIL_LENGTH } from './policy/detail.ts';
