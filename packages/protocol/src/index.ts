@@ -54,3 +54,43 @@ export { FrameVerifier } from './wire/verifier.ts';
 export type { VerifierInit, VerifyContext, VerifyResult } from './wire/verifier.ts';
 export { subjects, meshRoot, assertMeshName, parseSubject, senderOfSubject, SUBJECT_ROOT } from './subjects/subjects.ts';
 export type { SubjectKind, ParsedSubject } from './subjects/subjects.ts';
+// Delegation: capability tokens and chains (docs/delegation.md).
+export { CHAIN_REJECT_REASONS, isChainRejectReason, DelegationError } from './delegation/codes.ts';
+export type { ChainRejectReason, DelegationErrorCode } from './delegation/codes.ts';
+export {
+  MAX_PATTERN_LENGTH,
+  MAX_SCOPE_PATTERNS,
+  tryParsePattern,
+  parsePattern,
+  isValidPattern,
+  patternWithin,
+  scopeWithin,
+  patternContains,
+  isScopeWithin,
+} from './delegation/pattern.ts';
+export type { Pattern } from './delegation/pattern.ts';
+export {
+  TOKEN_VERSION,
+  TOKEN_SIGNING_DOMAIN,
+  TOKEN_HASH_DOMAIN,
+  NONCE_LENGTH,
+  HASH_LENGTH,
+  MIN_TOKEN_BYTES,
+  MAX_TOKEN_BYTES,
+  decodeToken,
+  tokenHash,
+  tokenSigningInput,
+} from './delegation/token.ts';
+export type { CapabilityToken, TokenFields, DecodeResult } from './delegation/token.ts';
+export { issueRootToken, delegate, DEFAULT_ROOT_DEPTH, DEFAULT_CLOCK_SKEW_MS } from './delegation/issue.ts';
+export type { RootTokenInit, DelegateInit } from './delegation/issue.ts';
+export { verifyChain, verifyEvidence, checkLink, TokenCache, DEFAULT_TOKEN_CACHE_SIZE } from './delegation/verify.ts';
+export type {
+  RootAuthority,
+  VerifyChainOptions,
+  ChainVerdict,
+  ChainAccepted,
+  ChainRejected,
+  LinkViolation,
+  EvidenceVerdict,
+} from './delegation/verify.ts';
