@@ -118,7 +118,12 @@ function compileAuthority(authority: RootAuthority): Map<string, Pattern[]> {
   return compiled;
 }
 
-function reject(reason: ChainRejectReason, link: number, detail: string, blame?: { token: CapabilityToken; parent: CapabilityToken }): ChainRejected {
+function reject(
+  reason: ChainRejectReason,
+  link: number,
+  detail: string,
+  blame?: { token: CapabilityToken; parent: CapabilityToken },
+): ChainRejected {
   const verdict: ChainRejected = { ok: false, reason, link, detail };
   if (blame !== undefined) {
     verdict.attributableTo = blame.token.issuer;
@@ -153,14 +158,19 @@ export function checkLink(parent: CapabilityToken, child: CapabilityToken): Link
     return { reason: 'depth_exceeded', detail: `depth ${child.depth} is not below the parent's ${parent.depth}`, attributable: true };
   }
   if (!scopeWithin(child.patterns, parent.patterns)) {
-    return { reason: 'scope_escalation', detail: `scope ${child.scope.join(', ')} is not within ${parent.scope.join(', ')}`, attributable: true };
+    return {
+      reason: 'scope_escalation',
+      detail: `scope ${child.scope.join(', ')} is not within ${parent.scope.join(', ')}`,
+      attributable: true,
+    };
   }
   return undefined;
 }
 
 function checkOptions(options: VerifyChainOptions): void {
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('verifyChain needs options');
-  if (!Number.isSafeInteger(options.now) || options.now < 0) throw new InvalidArgumentError(`now must be ms since the epoch, got ${options.now}`);
+  if (!Number.isSafeInteger(options.now) || options.now < 0)
+    throw new InvalidArgumentError(`now must be ms since the epoch, got ${options.now}`);
   if (!Number.isInteger(options.maxDepth) || options.maxDepth < 0 || options.maxDepth > MAX_DEPTH) {
     throw new InvalidArgumentError(`maxDepth must be an integer in 0..${MAX_DEPTH}, got ${options.maxDepth}`);
   }
@@ -180,7 +190,11 @@ export function verifyChain(chain: readonly Uint8Array[], options: VerifyChainOp
   // 1. Shape.
   if (!Array.isArray(chain) || chain.length === 0) return reject('bad_token', 0, 'the chain holds no token');
   if (chain.length - 1 > options.maxDepth) {
-    return reject('depth_exceeded', options.maxDepth + 1, `${chain.length - 1} delegations; this verifier accepts at most ${options.maxDepth}`);
+    return reject(
+      'depth_exceeded',
+      options.maxDepth + 1,
+      `${chain.length - 1} delegations; this verifier accepts at most ${options.maxDepth}`,
+    );
   }
 
   // 2. Decode (a cached link is already decoded and verified).
@@ -206,7 +220,8 @@ export function verifyChain(chain: readonly Uint8Array[], options: VerifyChainOp
   // 3. Root authority.
   const held = authority.get(root.issuer);
   if (held === undefined) return reject('unknown_root', 0, `${root.issuer} is not a root authority of this mesh`);
-  if (!scopeWithin(root.patterns, held)) return reject('unknown_root', 0, `the root scope ${root.scope.join(', ')} exceeds what ${root.issuer} holds`);
+  if (!scopeWithin(root.patterns, held))
+    return reject('unknown_root', 0, `the root scope ${root.scope.join(', ')} exceeds what ${root.issuer} holds`);
 
   // 4. Clock.
   for (let i = 0; i < tokens.length; i++) {
