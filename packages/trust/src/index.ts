@@ -40,3 +40,8 @@ export type { PolicyRules, RuleSet, JsonSchema } from './policy/rules.ts';
 export { RateLimiter } from './policy/rate-limiter.ts';
 export type { RateLimit, RateLimiterInit } from './policy/rate-limiter.ts';
 export { safeText, MAX_DETAIL_LENGTH } from './policy/detail.ts';
+/**
+ * The zod this package validates with. Build rule schemas (`RuleSet.schema`)
+ * with it: a schema from another copy of zod is not recognised as one.
+ */
+export { z } from 'zod';
