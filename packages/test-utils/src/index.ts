@@ -11,3 +11,4 @@ export { sleep, waitFor, nextEvent } from './wait.ts';
 export { prng } from './prng.ts';
 export { wirePackr, encodeBody, assembleFrame, forgeFrame, flipBit, mutateFrame, concat, BODY_OFFSET, MUTATION_KINDS } from './frames.ts';
 export type { ForgedBody } from './frames.ts';
+export * from './secure.ts';

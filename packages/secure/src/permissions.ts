@@ -1,0 +1,168 @@
+import type { Permissions } from '@nats-io/jwt';
+import { inboxPrefix, meshResources } from './names.ts';
+import { invalid } from './errors.ts';
+
+/**
+ * THE permission table of secure mode: every subject each role may publish or
+ * subscribe to, as data. `renderPermissions` turns a row set into the `pub` and
+ * `sub` allow lists of a user JWT; docs/security.md shows the same table (a
+ * test checks that they agree). Anything not listed is refused by nats-server.
+ *
+ * Placeholders: `{mesh}` the mesh name, `{self}` the connection's agent id
+ * (`z6Mk…`, the last token of every subject it publishes), `{inbox}` its private
+ * reply inbox `_tm.{mesh}.inbox.{self}`, `{KV}` each read-only bucket's stream
+ * (`KV_tm_{mesh}_presence`, `KV_tm_{mesh}_trust`, `KV_tm_{mesh}_kill`),
+ * `{trust}` / `{kill}` / `{presence}` one bucket, `{audit}` the audit capture stream.
+ */
+export const ROLES = ['agent', 'operator', 'broker', 'audit'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface Grant {
+  readonly subject: string;
+  readonly why: string;
+  /**
+   * Set on rows reserved for kinds that coming issues add (halted ack,
+   * breaker reports, trust reports, tasks, the presence registry): named
+   * here so the rule is fixed, but NOT granted until that issue removes the mark.
+   */
+  readonly planned?: string;
+}
+
+export interface RoleGrants {
+  readonly publish: readonly Grant[];
+  readonly subscribe: readonly Grant[];
+}
+
+/** Read-only JetStream KV access, verified against nats.js v3 `kv.get`, `kv.keys` and `kv.watch` by test/kv.spec.ts. */
+const kvRead: readonly Grant[] = [
+  { subject: '$JS.API.INFO', why: 'nats.js checks the JetStream account before it opens a bucket' },
+  { subject: '$JS.API.STREAM.INFO.{KV}', why: 'open a bucket (read its configuration)' },
+  { subject: '$JS.API.STREAM.MSG.GET.{KV}', why: 'kv.get on a bucket without direct get' },
+  { subject: '$JS.API.DIRECT.GET.{KV}.>', why: 'kv.get (direct get of the last value of a key)' },
+  { subject: '$JS.API.CONSUMER.CREATE.{KV}.>', why: 'kv.watch / kv.keys: an ordered (ephemeral) consumer, delivered to {inbox}' },
+  { subject: '$JS.API.CONSUMER.INFO.{KV}.*', why: 'kv.keys: how many keys its consumer will deliver' },
+];
+
+export const PERMISSION_TABLE: Readonly<Record<Role, RoleGrants>> = {
+  agent: {
+    publish: [
+      { subject: 'tm.{mesh}.presence.{self}', why: 'its own presence (join, alive, leave)' },
+      { subject: 'tm.{mesh}.msg.*.{self}', why: 'one-way messages it sends' },
+      { subject: 'tm.{mesh}.req.*.{self}', why: 'requests it sends' },
+      { subject: 'tm.{mesh}.rep.*.{self}', why: 'replies it sends' },
+      // ---- reserved for coming kinds: same rule, one pattern per kind, never a wildcard over kinds ----
+      { subject: 'tm.{mesh}.ack.{self}', why: 'its signed "halted" acknowledgement of a kill', planned: 'kill switch' },
+      { subject: 'tm.{mesh}.breaker.{self}', why: 'its breaker transitions', planned: 'breakers' },
+      { subject: 'tm.{mesh}.report.{self}', why: 'evidence it reports to the broker', planned: 'trust broker' },
+      { subject: 'tm.{mesh}.task.*.{self}', why: 'task frames it sends (delegation)', planned: 'delegation' },
+      { subject: '$KV.{presence}.{self}', why: 'its own record in the presence registry', planned: 'presence registry' },
+      // ---- read-only JetStream state ----
+      ...kvRead,
+    ],
+    subscribe: [
+      { subject: 'tm.{mesh}.*.{self}.*', why: 'its own inbox: frames addressed to it' },
+      { subject: 'tm.{mesh}.presence.*', why: 'presence of every agent' },
+      { subject: 'tm.{mesh}.trust.>', why: 'trust score updates (signed by the broker)' },
+      { subject: 'tm.{mesh}.ctl.>', why: 'kill and revive (signed by an operator)' },
+      { subject: '{inbox}.>', why: 'replies of the JetStream API and KV watch deliveries, to it only' },
+    ],
+  },
+  operator: {
+    publish: [
+      { subject: 'tm.{mesh}.ctl.>', why: 'kill and revive' },
+      { subject: '$JS.API.>', why: 'the JetStream admin API: create the buckets and streams, and delete them' },
+      { subject: '$KV.{kill}.>', why: 'write kill state' },
+      { subject: '$JS.ACK.>', why: 'acknowledge consumers it reads with' },
+    ],
+    subscribe: [
+      { subject: 'tm.{mesh}.>', why: 'observe the whole mesh (status, halted acks)' },
+      { subject: '{inbox}.>', why: 'its JetStream API replies' },
+    ],
+  },
+  broker: {
+    publish: [
+      { subject: 'tm.{mesh}.trust.>', why: 'signed score updates' },
+      { subject: '$KV.{trust}.>', why: 'write scores' },
+      { subject: '$JS.API.INFO', why: 'JetStream account check' },
+      { subject: '$JS.API.STREAM.CREATE.KV_{trust}', why: 'create its bucket (no delete, no purge)' },
+      { subject: '$JS.API.STREAM.INFO.KV_{trust}', why: 'open its bucket' },
+      { subject: '$JS.API.STREAM.MSG.GET.KV_{trust}', why: 'read scores' },
+      { subject: '$JS.API.DIRECT.GET.KV_{trust}.>', why: 'read scores' },
+      { subject: '$JS.API.CONSUMER.CREATE.KV_{trust}.>', why: 'watch scores' },
+    ],
+    subscribe: [
+      { subject: 'tm.{mesh}.>', why: 'evidence: the mesh traffic it scores' },
+      { subject: '{inbox}.>', why: 'its JetStream API replies' },
+    ],
+  },
+  audit: {
+    publish: [
+      { subject: 'tm.{mesh}.audit.{self}', why: 'signed checkpoints' },
+      { subject: '$JS.API.INFO', why: 'JetStream account check' },
+      { subject: '$JS.API.STREAM.CREATE.{audit}', why: 'create its capture stream (no delete, no purge)' },
+      { subject: '$JS.API.STREAM.INFO.{audit}', why: 'read its capture stream' },
+      { subject: '$JS.API.STREAM.MSG.GET.{audit}', why: 'read one record' },
+      { subject: '$JS.API.DIRECT.GET.{audit}.>', why: 'read one record' },
+      { subject: '$JS.API.CONSUMER.CREATE.{audit}.>', why: 'its durable consumer' },
+      { subject: '$JS.API.CONSUMER.DURABLE.CREATE.{audit}.>', why: 'its durable consumer (older API form)' },
+      { subject: '$JS.API.CONSUMER.INFO.{audit}.>', why: 'resume: where its consumer stands' },
+      { subject: '$JS.API.CONSUMER.MSG.NEXT.{audit}.>', why: 'pull records' },
+      { subject: '$JS.ACK.{audit}.>', why: 'acknowledge records' },
+    ],
+    subscribe: [
+      { subject: 'tm.{mesh}.audit.>', why: 'checkpoints' },
+      { subject: '{inbox}.>', why: 'its JetStream API replies and pulled records' },
+    ],
+  },
+};
+
+/** Who a rendered permission set is for. */
+export interface GrantContext {
+  mesh: string;
+  /** The connection's agent id (`z6Mk…`). */
+  agentId: string;
+}
+
+const AGENT_ID = /^z[1-9A-HJ-NP-Za-km-z]{40,60}$/;
+
+/** One row's subjects for this mesh and agent (`{KV}` expands to one subject per read-only bucket). */
+export function renderSubject(pattern: string, context: GrantContext): string[] {
+  const names = meshResources(context.mesh);
+  if (!AGENT_ID.test(context.agentId)) invalid(`agentId must be a did:key agent id (z6Mk…), got ${String(context.agentId).slice(0, 80)}`);
+  const one = pattern
+    .replaceAll('{inbox}', inboxPrefix(context.mesh, context.agentId))
+    .replaceAll('{mesh}', context.mesh)
+    .replaceAll('{self}', context.agentId)
+    .replaceAll('{presence}', names.presenceBucket)
+    .replaceAll('{trust}', names.trustBucket)
+    .replaceAll('{kill}', names.killBucket)
+    .replaceAll('{audit}', names.auditStream);
+  return one.includes('{KV}') ? names.agentBuckets.map((bucket) => one.replaceAll('{KV}', `KV_${bucket}`)) : [one];
+}
+
+/** The granted rows of a role (planned rows left out), as NATS allow lists. */
+export function renderPermissions(role: Role, context: GrantContext): Required<Pick<Permissions, 'pub' | 'sub'>> {
+  const grants = PERMISSION_TABLE[role];
+  if (grants === undefined) invalid(`role must be one of ${ROLES.join(', ')} (got ${String(role).slice(0, 40)})`);
+  const render = (rows: readonly Grant[]) => [
+    ...new Set(rows.filter((row) => row.planned === undefined).flatMap((row) => renderSubject(row.subject, context))),
+  ];
+  return { pub: { allow: render(grants.publish), deny: [] }, sub: { allow: render(grants.subscribe), deny: [] } };
+}
+
+/** The table as Markdown, as docs/security.md shows it. */
+export function permissionTableMarkdown(): string {
+  const lines = ['| role | may | subject | why |', '| --- | --- | --- | --- |'];
+  for (const role of ROLES) {
+    for (const [may, rows] of [
+      ['publish', PERMISSION_TABLE[role].publish],
+      ['subscribe', PERMISSION_TABLE[role].subscribe],
+    ] as const) {
+      for (const row of rows) {
+        const why = row.planned === undefined ? row.why : `${row.why} (planned: ${row.planned}; not granted yet)`;
+        lines.push(`| ${role} | ${may} | \`${row.subject}\` | ${why} |`);
+      }
+    }
+  }
+  return lines.join('\n');
+}
