@@ -116,7 +116,8 @@ export function validateScoringPolicy(input: unknown): ScoringPolicy {
   const parsed = policySchema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const field = issue.path.length === 0 ? '(root)' : issue.path.map(String).join('.');
+    const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
+    const field = path.length === 0 ? '(root)' : path.map(String).join('.');
     throw new ScoringPolicyError(field, issue.message);
   }
   let tiers: TierLadder;

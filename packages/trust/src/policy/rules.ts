@@ -117,7 +117,7 @@ export function compileRules(rules: unknown): { mesh: CompiledRuleSet; types: Re
   const parsed = rulesSchema.safeParse(rules);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new PolicyRuleError(pathOf(issue.path), issue.message);
+    throw new PolicyRuleError(pathOf(issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path), issue.message);
   }
   const mesh = compileSet({ minTier: 'probationary', ...parsed.data.mesh }, 'mesh', 'mesh');
   const types = new Map<string, CompiledRuleSet>();
