@@ -1,0 +1,191 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import { signFrame, subjects } from '@trustmesh/protocol';
+import { capture, loadKv, withSecureNats, type Admitted } from '@trustmesh/test-utils';
+import { describe, expect, it } from 'vitest';
+import { PermissionDeniedError, identityFromJwt, kvStream, meshResources } from '../src/index.ts';
+import { deniedErrors, sleep } from './helpers.ts';
+
+const fx = withSecureNats();
+const names = () => meshResources(fx.mesh);
+
+/** An agent plus a watcher of its permission errors, explained in its own terms. */
+async function agent() {
+  const admitted = await fx.admitted('agent');
+  return { ...admitted, denied: deniedErrors(admitted.nc, identityFromJwt(admitted.admission.jwt)) };
+}
+
+/** An operator-role observer of the whole mesh: what a subscriber would receive. */
+async function observer() {
+  const op = await fx.admitted('operator');
+  return capture(op.nc, `tm.${fx.mesh}.>`);
+}
+
+/** Publishes a frame signed by `from` on `subject` (what an attacker would send). */
+function publishSigned(from: Admitted, subject: string) {
+  from.nc.publish(subject, signFrame(from.key, { sub: subject, typ: 'attack', data: 'x' }).bytes);
+}
+
+/** A JetStream API request; resolves with the parsed JSON answer. */
+async function jsApi(nc: NatsConnection, subject: string, body: unknown = {}) {
+  const reply = await nc.request(subject, JSON.stringify(body), { timeout: 3_000 });
+  return JSON.parse(reply.string()) as { error?: { code: number; description: string }; [k: string]: unknown };
+}
+
+describe('permissions - publish', () => {
+  it("publish - an agent cannot publish on another agent's subjects: refused by the server, explained, never delivered", async () => {
+    const mallory = await agent();
+    const victim = await fx.admitted('agent');
+    const target = await fx.admitted('agent');
+    const seen = await observer();
+    const forged = [
+      subjects.presence(fx.mesh, victim.key.agentId),
+      subjects.message(fx.mesh, target.key.agentId, victim.key.agentId),
+      subjects.request(fx.mesh, target.key.agentId, victim.key.agentId),
+      subjects.reply(fx.mesh, target.key.agentId, victim.key.agentId),
+    ];
+    for (const subject of forged) {
+      publishSigned(mallory, subject);
+      const error = await mallory.denied.next();
+      expect(error).toBeInstanceOf(PermissionDeniedError);
+      expect(error).toMatchObject({ code: 'permission_denied', operation: 'publish', subject });
+      expect(error.message).toContain(`its own agent id (${mallory.key.agentId})`);
+    }
+    // A legitimate frame after the attacks arrives; none of the forged ones did.
+    const own = subjects.message(fx.mesh, target.key.agentId, mallory.key.agentId);
+    publishSigned(mallory, own);
+    await seen.next((m) => m.subject === own);
+    expect(seen.messages.map((m) => m.subject)).toEqual([own]);
+  });
+
+  it('publish - an agent cannot publish on the control subjects (kill, revive)', async () => {
+    const mallory = await agent();
+    const seen = await observer();
+    const subject = `tm.${fx.mesh}.ctl.kill.${mallory.key.agentId}`;
+    publishSigned(mallory, subject);
+    const error = await mallory.denied.next();
+    expect(error.subject).toBe(subject);
+    expect(error.reason).toMatch(/operators only/);
+    await sleep(200);
+    expect(seen.messages).toEqual([]);
+  });
+
+  it('publish - an agent cannot publish under a kind outside the list, even ending in its own id', async () => {
+    const mallory = await agent();
+    const seen = await observer();
+    const tries = [
+      `tm.${fx.mesh}.trust.${mallory.key.agentId}`,
+      `tm.${fx.mesh}.evil.x.${mallory.key.agentId}`,
+      `tm.${fx.mesh}.ack.${mallory.key.agentId}`, // planned kinds are not granted yet
+      `tm.${fx.mesh}.${mallory.key.agentId}`,
+      `tm.other.msg.x.${mallory.key.agentId}`,
+    ];
+    for (const subject of tries) {
+      publishSigned(mallory, subject);
+      expect((await mallory.denied.next()).subject).toBe(subject);
+    }
+    expect(mallory.denied.seen[1]!.reason).toMatch(/'evil' is not a kind an agent may publish/);
+    expect(mallory.denied.seen[4]!.reason).toMatch(/admitted to mesh/);
+    await sleep(200);
+    expect(seen.messages).toEqual([]);
+  });
+});
+
+describe('permissions - subscribe', () => {
+  it("subscribe - an agent cannot subscribe to another agent's inbox (eavesdropping), nor to the whole mesh or _INBOX", async () => {
+    const mallory = await agent();
+    const victim = await fx.admitted('agent');
+    const tries = [
+      subjects.inbox(fx.mesh, victim.key.agentId),
+      `tm.${fx.mesh}.>`,
+      `tm.${fx.mesh}.msg.${victim.key.agentId}.*`,
+      '_INBOX.>',
+      '>',
+    ];
+    const received: string[] = [];
+    for (const subject of tries) {
+      mallory.nc.subscribe(subject, { callback: (error, msg) => error === null && received.push(msg.subject) });
+      const error = await mallory.denied.next();
+      expect(error).toMatchObject({ operation: 'subscribe', subject });
+    }
+    expect(mallory.denied.seen[0]!.reason).toMatch(/only its own inbox/);
+    // The victim gets a message; mallory's refused subscriptions receive nothing.
+    const bob = await fx.admitted('agent');
+    const sub = subjects.message(fx.mesh, victim.key.agentId, bob.key.agentId);
+    const victimInbox = await capture(victim.nc, subjects.inbox(fx.mesh, victim.key.agentId));
+    publishSigned(bob, sub);
+    await victimInbox.next();
+    await sleep(100);
+    expect(received).toEqual([]);
+  });
+});
+
+describe('permissions - JetStream', () => {
+  it('jetstream - an agent reads a KV bucket with nats.js (get, keys, watch) but its put is refused', async () => {
+    const { Kvm } = await loadKv();
+    const operator = await fx.admitted('operator');
+    const broker = await fx.admitted('broker');
+    await new Kvm(operator.nc).create(names().trustBucket);
+    await (await new Kvm(broker.nc).open(names().trustBucket)).put('alice', '700');
+
+    const reader = await agent();
+    const kv = await new Kvm(reader.nc).open(names().trustBucket);
+    expect((await kv.get('alice'))?.string()).toBe('700');
+    const keys: string[] = [];
+    for await (const key of await kv.keys()) keys.push(key);
+    expect(keys).toEqual(['alice']);
+    const watch = await kv.watch();
+    for await (const entry of watch) {
+      expect([entry.key, entry.string()]).toEqual(['alice', '700']);
+      break;
+    }
+    await expect(kv.put('alice', '1000')).rejects.toThrow(/Permissions Violation for Publish to "\$KV\./);
+    const error = await reader.denied.next();
+    expect(error.reason).toMatch(/read the KV buckets but not write them/);
+    expect((await kv.get('alice'))?.string()).toBe('700');
+  });
+
+  it('jetstream - an agent cannot delete or purge the trust bucket or the audit stream, nor create streams', async () => {
+    const operator = await fx.admitted('operator');
+    const { trustBucket, auditStream } = names();
+    const { Kvm } = await loadKv();
+    await new Kvm(operator.nc).create(trustBucket).catch(() => undefined); // exists already when run after the test above
+    const created = await jsApi(operator.nc, `$JS.API.STREAM.CREATE.${auditStream}`, {
+      name: auditStream,
+      subjects: [`tm.${fx.mesh}.>`],
+      no_ack: true,
+      deny_delete: true,
+      deny_purge: true,
+    });
+    expect(created.error).toBeUndefined();
+
+    const mallory = await agent();
+    const attacks = [
+      `$JS.API.STREAM.DELETE.${kvStream(trustBucket)}`,
+      `$JS.API.STREAM.PURGE.${kvStream(trustBucket)}`,
+      `$JS.API.STREAM.DELETE.${auditStream}`,
+      `$JS.API.STREAM.PURGE.${auditStream}`,
+      `$JS.API.STREAM.UPDATE.${auditStream}`,
+      `$JS.API.STREAM.MSG.DELETE.${auditStream}`,
+      '$JS.API.STREAM.CREATE.mine',
+      `$JS.API.CONSUMER.DELETE.${auditStream}.any`,
+    ];
+    for (const subject of attacks) {
+      await expect(jsApi(mallory.nc, subject, { name: auditStream })).rejects.toThrow(/Permissions Violation/);
+      const error = await mallory.denied.next();
+      expect(error.subject).toBe(subject);
+      expect(error.reason).toMatch(/no stream or consumer admin API/);
+    }
+    // Both are still there.
+    expect((await jsApi(operator.nc, `$JS.API.STREAM.INFO.${kvStream(trustBucket)}`)).error).toBeUndefined();
+    expect((await jsApi(operator.nc, `$JS.API.STREAM.INFO.${auditStream}`)).error).toBeUndefined();
+  });
+
+  it('jetstream - the operator may delete a bucket (the admin API is the operator role)', async () => {
+    const operator = await fx.admitted('operator');
+    const { Kvm } = await loadKv();
+    const bucket = `${names().killBucket}_scratch`;
+    await new Kvm(operator.nc).create(bucket);
+    const deleted = await jsApi(operator.nc, `$JS.API.STREAM.DELETE.${kvStream(bucket)}`);
+    expect(deleted).toMatchObject({ success: true });
+  });
+});
