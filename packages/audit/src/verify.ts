@@ -212,8 +212,11 @@ export async function verifyLog(source: LogSource, options: VerifyOptions = {}):
         `the log ends at ${slot}; a checkpoint signed at ${new Date(cp.iat).toISOString()} covers ${cp.position}`,
       );
     } else if (!Buffer.from(headAt(cp.position)).equals(cp.head)) {
+      // A chain problem in (goodBelow, position] already names the first bad record; otherwise
+      // (the chain was re-hashed consistently) the first record that can no longer be trusted is named.
+      const explained = problems.some((p) => p.position > goodBelow && p.position <= cp.position);
       report(
-        goodBelow + 1,
+        explained ? cp.position : goodBelow + 1,
         'checkpoint_mismatch',
         `checkpoint at ${cp.position} names head ${toHex(cp.head).slice(0, 16)}…, the log has ${toHex(headAt(cp.position)).slice(0, 16)}…; ` +
           `records ${goodBelow + 1}..${cp.position} were rewritten`,

@@ -27,7 +27,15 @@ export function signedRecords(mesh: string, n: number, keys: AgentKey[] = [gener
     const to = keys[(i + 1) % keys.length]!;
     const subject = subjects.message(mesh, to.agentId, from.agentId);
     const frame = signFrame(from, { sub: subject, typ: i % 2 === 0 ? 'greet' : 'add', aud: to.did, data: { i } }).bytes;
-    out.push({ kind: 'frame', time: 1_700_000_000_000 + i, seqFirst: i + 1, seqLast: i + 1, subject, verdict: statelessVerdict(subject, frame), frame });
+    out.push({
+      kind: 'frame',
+      time: 1_700_000_000_000 + i,
+      seqFirst: i + 1,
+      seqLast: i + 1,
+      subject,
+      verdict: statelessVerdict(subject, frame),
+      frame,
+    });
   }
   return out;
 }
