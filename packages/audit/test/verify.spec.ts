@@ -52,7 +52,7 @@ async function rewrite(path: string, edit: (records: RecordFields[]) => RecordFi
     return { ...d.fields, frame: new Uint8Array(d.fields.frame) };
   });
   let prev = genesisHash(MESH);
-  const parts = [bytes.subarray(0, ranges[0]![0])];
+  const parts: Uint8Array[] = [bytes.subarray(0, ranges[0]![0])];
   for (const [i, r] of edit(records).entries()) {
     const { record, body } = chainRecord(prev, { ...r, position: i + 1 });
     parts.push(encodeStored(body, record.hash));
