@@ -1,4 +1,5 @@
 import { mkdir, readFile, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join, resolve } from 'node:path';
 import { decode, encodeAccount, encodeOperator, encodeUser, type Account, type ClaimsData, type User } from '@nats-io/jwt';
 import { createAccount, createOperator, createUser, fromSeed, type KeyPair } from '@nats-io/nkeys';
@@ -87,7 +88,9 @@ export interface MeshAuthority {
    * Revokes every JWT issued to `did` until now: re-signs the account JWT with
    * the revocation and saves it. Push it to a running server with
    * {@link MeshAuthority.pushAccount} (or pass `server`): the server then closes
-   * the agent's connections and refuses it from then on.
+   * the agent's connections and refuses it from then on. Takes up to a second
+   * when the account JWT was signed in the current second (so the new one is
+   * strictly newer: nats-server compares `iat` in whole seconds).
    */
   revoke(did: string, options?: { server?: NatsConnection | string | string[] }): Promise<AccountPushResult | undefined>;
   /** The unix seconds at which `did` was revoked, if it was. */
@@ -286,6 +289,12 @@ class Authority implements MeshAuthority {
 
   async revoke(did: string, options: { server?: NatsConnection | string | string[] } = {}): Promise<AccountPushResult | undefined> {
     const userNkey = userNkeyFromDid(did);
+    // nats-server keeps the newer of two account JWTs by `iat` (whole seconds). A revocation signed in the
+    // same second as the JWT it replaces would tie, and a restart from a config that preloads the older
+    // JWT would then un-revoke. So the new JWT is always signed in a later second (test/revocation.spec.ts).
+    const previousIat = decode(this.#file.account.jwt).iat;
+    const wait = (previousIat + 1) * 1000 - Date.now();
+    if (wait > 0) await sleep(wait);
     const revocations = { ...this.#file.revocations, [userNkey]: Math.floor(Date.now() / 1000) };
     const jwt = await signAccount(this.mesh, this.#keys.account, this.#keys.operator, revocations);
     const file: MeshFile = { ...this.#file, account: { ...this.#file.account, jwt }, revocations };
