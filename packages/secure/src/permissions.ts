@@ -50,12 +50,12 @@ export const PERMISSION_TABLE: Readonly<Record<Role, RoleGrants>> = {
       { subject: 'tm.{mesh}.msg.*.{self}', why: 'one-way messages it sends' },
       { subject: 'tm.{mesh}.req.*.{self}', why: 'requests it sends' },
       { subject: 'tm.{mesh}.rep.*.{self}', why: 'replies it sends' },
+      { subject: '$KV.{presence}.{self}', why: 'its own signed record in the presence registry (key = its agent id)' },
       // ---- reserved for coming kinds: same rule, one pattern per kind, never a wildcard over kinds ----
       { subject: 'tm.{mesh}.ack.{self}', why: 'its signed "halted" acknowledgement of a kill', planned: 'kill switch' },
       { subject: 'tm.{mesh}.breaker.{self}', why: 'its breaker transitions', planned: 'breakers' },
       { subject: 'tm.{mesh}.report.{self}', why: 'evidence it reports to the broker', planned: 'trust broker' },
       { subject: 'tm.{mesh}.task.*.{self}', why: 'task frames it sends (delegation)', planned: 'delegation' },
-      { subject: '$KV.{presence}.{self}', why: 'its own record in the presence registry', planned: 'presence registry' },
       // ---- read-only JetStream state ----
       ...kvRead,
     ],

@@ -144,6 +144,21 @@ describe('permissions - JetStream', () => {
     expect((await kv.get('alice'))?.string()).toBe('700');
   });
 
+  it('jetstream - an agent writes its own presence record (key = its agent id) and no other', async () => {
+    const { Kvm } = await loadKv();
+    const operator = await fx.admitted('operator');
+    await new Kvm(operator.nc).create(names().presenceBucket, { history: 1 });
+    const alice = await agent();
+    const victim = await fx.admitted('agent');
+    const registry = await new Kvm(alice.nc).open(names().presenceBucket);
+    await registry.put(alice.key.agentId, 'signed presence record');
+    await expect(registry.put(victim.key.agentId, 'forged')).rejects.toThrow(/Permissions Violation/);
+    expect((await alice.denied.next()).subject).toBe(`$KV.${names().presenceBucket}.${victim.key.agentId}`);
+    const read = await new Kvm(operator.nc).open(names().presenceBucket);
+    expect((await read.get(alice.key.agentId))?.string()).toBe('signed presence record');
+    expect(await read.get(victim.key.agentId)).toBeNull();
+  });
+
   it('jetstream - an agent cannot delete or purge the trust bucket or the audit stream, nor create streams', async () => {
     const operator = await fx.admitted('operator');
     const { trustBucket, auditStream } = names();
