@@ -12,6 +12,8 @@
 import { createHash } from 'node:crypto';
 import { didFromPublicKey } from '../identity/did.ts';
 import { PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH } from '../identity/ed25519.ts';
+import { BoundedCache } from '../util/bounded-cache.ts';
+import { byteKey } from '../util/bytes.ts';
 import { MAX_PATTERN_LENGTH, MAX_SCOPE_PATTERNS, tryParsePattern, type Pattern } from './pattern.ts';
 
 export const TOKEN_VERSION = 0x01;
@@ -44,6 +46,9 @@ export const MAX_TOKEN_BYTES = FIXED_LENGTH + MAX_SCOPE_PATTERNS * (1 + MAX_PATT
 const SIGNING_PREFIX = Buffer.from(TOKEN_SIGNING_DOMAIN, 'ascii');
 const HASH_PREFIX = Buffer.from(TOKEN_HASH_DOMAIN, 'ascii');
 const ZERO_HASH = new Uint8Array(HASH_LENGTH);
+// base58 costs about 3 us a key and a mesh has few keys: remember them (bounded, keys are attacker-chosen).
+const dids = new BoundedCache<string>(4096);
+const didOf = (publicKey: Uint8Array) => dids.getOrCreate(byteKey(publicKey), () => didFromPublicKey(publicKey));
 
 /** A decoded token. `bytes` are the exact signed bytes it was decoded from. */
 export interface CapabilityToken {
@@ -133,6 +138,11 @@ export type DecodeResult = { ok: true; token: CapabilityToken } | { ok: false; d
  * well-formed token gives `{ ok: false }`. Does not check the signature.
  */
 export function decodeToken(bytes: unknown): DecodeResult {
+  return decodeTokenWithHash(bytes, undefined);
+}
+
+/** {@link decodeToken} for a caller that has already hashed the bytes. */
+export function decodeTokenWithHash(bytes: unknown, hash: Uint8Array | undefined): DecodeResult {
   if (!(bytes instanceof Uint8Array)) return { ok: false, detail: 'not a byte string' };
   if (bytes.length < MIN_TOKEN_BYTES) return { ok: false, detail: `shorter than ${MIN_TOKEN_BYTES} bytes` };
   if (bytes.length > MAX_TOKEN_BYTES) return { ok: false, detail: `longer than ${MAX_TOKEN_BYTES} bytes` };
@@ -169,10 +179,10 @@ export function decodeToken(bytes: unknown): DecodeResult {
     ok: true,
     token: {
       bytes: copy,
-      hash: tokenHash(copy),
-      issuer: didFromPublicKey(issuerKey),
+      hash: hash ?? tokenHash(copy),
+      issuer: didOf(issuerKey),
       issuerKey,
-      audience: didFromPublicKey(audienceKey),
+      audience: didOf(audienceKey),
       audienceKey,
       parent: parent.every((b) => b === 0) ? undefined : parent,
       nonce: copy.slice(OFF_NONCE, OFF_NONCE + NONCE_LENGTH),

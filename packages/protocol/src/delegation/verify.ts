@@ -12,7 +12,16 @@ import { nodeEd25519, type Ed25519Backend } from '../identity/ed25519.ts';
 import { byteKey, equalBytes } from '../util/bytes.ts';
 import type { ChainRejectReason } from './codes.ts';
 import { parsePattern, scopeWithin, type Pattern } from './pattern.ts';
-import { MAX_DEPTH, MAX_TOKEN_BYTES, decodeToken, payloadOf, tokenHash, tokenSigningInput, type CapabilityToken } from './token.ts';
+import {
+  MAX_DEPTH,
+  MAX_TOKEN_BYTES,
+  decodeToken,
+  decodeTokenWithHash,
+  payloadOf,
+  tokenHash,
+  tokenSigningInput,
+  type CapabilityToken,
+} from './token.ts';
 
 /** DID -> the capability patterns the mesh configuration lets it grant as a root issuer. */
 export type RootAuthority = ReadonlyMap<string, readonly string[]> | Readonly<Record<string, readonly string[]>>;
@@ -203,13 +212,14 @@ export function verifyChain(chain: readonly Uint8Array[], options: VerifyChainOp
   for (let i = 0; i < chain.length; i++) {
     const bytes: unknown = chain[i];
     if (!(bytes instanceof Uint8Array) || bytes.length > MAX_TOKEN_BYTES) return reject('bad_token', i, 'not a token-sized byte string');
-    const known = cache?.get(tokenHash(bytes));
+    const hash = tokenHash(bytes);
+    const known = cache?.get(hash);
     if (known !== undefined) {
       tokens.push(known);
       verified.push(true);
       continue;
     }
-    const decoded = decodeToken(bytes);
+    const decoded = decodeTokenWithHash(bytes, hash);
     if (!decoded.ok) return reject('bad_token', i, decoded.detail);
     tokens.push(decoded.token);
     verified.push(false);
