@@ -432,3 +432,92 @@ function decodeOk(bytes: Uint8Array): CapabilityToken {
   if (!decoded.ok) throw new Error(decoded.detail);
   return decoded.token;
 }
+
+describe('delegation random', () => {
+  /** Deterministic PRNG (mulberry32), so a failure reproduces. */
+  function rng(seed: number): () => number {
+    return () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+  const next = rng(7);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!;
+  const pattern = () => {
+    const segments = Array.from({ length: 1 + Math.floor(next() * 3) }, () => pick(['a', 'b', '*']));
+    if (next() < 0.3) segments[segments.length - 1] = '**';
+    return `${pick(['read', 'write', '*'])}:${segments.join('/')}`;
+  };
+  const scope = () => Array.from({ length: 1 + Math.floor(next() * 3) }, pattern);
+  const everything = { [alice.did]: ['*:**'] };
+
+  it('random - delegate refuses exactly the children verifyChain rejects, with the same reason, blamed on the delegator', () => {
+    const counts = { accepted: 0, refused: 0 };
+    for (let i = 0; i < 300; i++) {
+      const root = issueRootToken(alice, {
+        audience: bob.did,
+        scope: scope(),
+        notBefore: T0,
+        expiry: T0 + 3_600_000,
+        depth: 2,
+        nonce: nonce(i % 256),
+      });
+      const init = {
+        audience: carol.did,
+        scope: scope(),
+        expiry: root.expiry + pick([-1000, 0, 0, 0, 1]),
+        notBefore: root.notBefore + pick([-1, 0, 0, 0, 1000]),
+        depth: pick([0, 1, 1, 1, 2]),
+        nonce: nonce(i % 256),
+      };
+      let refused: DelegationError | undefined;
+      let child: Uint8Array;
+      try {
+        child = delegate(root, bob, init).bytes;
+      } catch (err) {
+        if (!(err instanceof DelegationError)) throw err;
+        refused = err;
+        child = forgeToken(bob, { ...fieldsOf(root), ...init, audienceKey: carol.publicKey, issuerKey: bob.publicKey, parent: root.hash });
+      }
+      const verdict = verifyChain([root.bytes, child], { now: T0 + 1000, rootAuthority: everything, maxDepth: 3 });
+      if (refused === undefined) {
+        counts.accepted++;
+        expect(verdict.ok, JSON.stringify(verdict)).toBe(true);
+      } else {
+        counts.refused++;
+        expect(verdict).toMatchObject({ ok: false, reason: refused.code, link: 1, attributableTo: bob.did });
+      }
+    }
+    expect(counts.accepted).toBeGreaterThan(20);
+    expect(counts.refused).toBeGreaterThan(20);
+  });
+
+  it('random - chains spliced from links of other chains never throw and are accepted only when each link names its predecessor', () => {
+    const pool: CapabilityToken[] = [];
+    for (let i = 0; i < 6; i++) {
+      const root = issueRootToken(alice, {
+        audience: bob.did,
+        scope: ['read:docs/**'],
+        notBefore: T0,
+        expiry: T0 + 3_600_000,
+        nonce: nonce(i),
+      });
+      const second = delegate(root, bob, { audience: carol.did, scope: ['read:docs/a/**'], nonce: nonce(i) });
+      const third = delegate(second, carol, { audience: dave.did, scope: ['read:docs/a/*'], nonce: nonce(i) });
+      pool.push(root, second, third);
+    }
+    let ok = 0;
+    for (let i = 0; i < 2000; i++) {
+      const chain = Array.from({ length: 1 + Math.floor(next() * 4) }, () => pick(pool));
+      const verdict = verifyChain(bytesOf(chain), options({ rootAuthority: everything }));
+      const linked =
+        chain[0]!.parent === undefined && chain.every((t, j) => j === 0 || Buffer.from(t.parent ?? []).equals(chain[j - 1]!.hash));
+      expect(verdict.ok).toBe(linked);
+      if (verdict.ok) ok++;
+      else expect(verdict.attributableTo).toBeUndefined();
+    }
+    expect(ok).toBeGreaterThan(50);
+  });
+});

@@ -117,15 +117,12 @@ export function issueRootToken(issuer: AgentKey, init: RootTokenInit): Capabilit
  * evidence against it is ever signed.
  */
 export function delegate(parent: CapabilityToken, issuer: AgentKey, init: DelegateInit): CapabilityToken {
+  // Same order as the verifier's rules 8c-8f, so the error names the reason a verifier would give.
   if (issuer.did !== parent.audience) {
     throw new DelegationError('broken_link', `the parent token was granted to ${parent.audience}, not to ${issuer.did}`);
   }
   const scope = init.scope === undefined ? [...parent.scope] : [...init.scope];
   checkScope(scope);
-  if (!scopeWithin(scope.map(parsePattern), parent.patterns)) {
-    const wider = scope.filter((p) => !scopeWithin([parsePattern(p)], parent.patterns));
-    throw new DelegationError('scope_escalation', `${wider.join(', ')} not within the parent's scope ${parent.scope.join(', ')}`);
-  }
   const expiry = init.expiry ?? parent.expiry;
   const notBefore = init.notBefore ?? parent.notBefore;
   if (expiry > parent.expiry) {
@@ -140,6 +137,10 @@ export function delegate(parent: CapabilityToken, issuer: AgentKey, init: Delega
   const depth = init.depth ?? parent.depth - 1;
   if (depth > parent.depth - 1) {
     throw new DelegationError('depth_exceeded', `depth ${depth} is not below the parent's ${parent.depth}`);
+  }
+  if (!scopeWithin(scope.map(parsePattern), parent.patterns)) {
+    const wider = scope.filter((p) => !scopeWithin([parsePattern(p)], parent.patterns));
+    throw new DelegationError('scope_escalation', `${wider.join(', ')} not within the parent's scope ${parent.scope.join(', ')}`);
   }
   return sign(issuer, {
     issuerKey: issuer.publicKey,
