@@ -23,7 +23,10 @@ import {
   type CapabilityToken,
 } from './token.ts';
 
-/** DID -> the capability patterns the mesh configuration lets it grant as a root issuer. */
+/**
+ * DID -> the capability patterns the mesh configuration lets it grant as a root
+ * issuer. Parsed once per object and remembered: to change it, pass a new object.
+ */
 export type RootAuthority = ReadonlyMap<string, readonly string[]> | Readonly<Record<string, readonly string[]>>;
 
 export interface VerifyChainOptions {
