@@ -30,7 +30,7 @@ export { parseTrustState } from './scoring/state.ts';
 export type { TrustState, ParseStateResult } from './scoring/state.ts';
 export { decayed, timeToReach } from './scoring/decay.ts';
 export type { DecayParams } from './scoring/decay.ts';
-export { createScorer } from './scoring/scorer.ts';
+export { createScorer, MAX_EVIDENCE_KEYS } from './scoring/scorer.ts';
 export type { Scorer, Evidence, ApplyResult } from './scoring/scorer.ts';
 export { attribute, BLAME, countUnattributed, emptyTally } from './scoring/attribution.ts';
 export type { Rejection, AttributionContext, Attribution, BlameRule, UnattributedTally } from './scoring/attribution.ts';

@@ -271,3 +271,26 @@ describe('scoring - state', () => {
     expect(() => scorer.newState('', T0)).toThrow(InvalidArgumentError);
   });
 });
+
+describe('scoring - duplicate evidence', () => {
+  it('scoring - one frame reported by many receivers counts once', () => {
+    const key = 'signer:frame-id-1';
+    const first = scorer.applyEvidence(fresh(), { event: 'policy_violation', key, ref: 'audit:7' }, T0);
+    expect(first.state.score).toBe(470);
+    const again = scorer.applyEvidence(first.state, { event: 'policy_violation', key, ref: 'audit:9' }, T0 + 10);
+    expect(again.outcome).toBe('duplicate');
+    expect(again.changed).toBe(false);
+    expect(again.state).toBe(first.state);
+    // Another frame is another offence: the second, 45.
+    const other = scorer.applyEvidence(first.state, { event: 'policy_violation', key: 'signer:frame-id-2' }, T0);
+    expect(other.state.score).toBe(500 - 30 - 45);
+  });
+
+  it('scoring - remembered evidence keys are bounded', () => {
+    let state = fresh();
+    for (let i = 0; i < 200; i++) state = scorer.applyEvidence(state, { event: 'task_timeout', key: `k${i}` }, T0).state;
+    expect(state.seen).toHaveLength(64);
+    expect(state.seen?.[63]).toBe('k199');
+    expect(parseTrustState(JSON.parse(JSON.stringify(state))).ok).toBe(true);
+  });
+});

@@ -10,7 +10,16 @@ export interface Evidence {
   readonly event: ScoreEvent;
   /** Where the evidence is (e.g. the audit position of the signed frame); kept in `state.last`, at most 1024 characters. */
   readonly ref?: string;
+  /**
+   * Identity of the evidence, e.g. the offending frame's (signer, id) in hex. The same
+   * key applied twice counts once: many receivers report one broadcast frame.
+   * The last {@link MAX_EVIDENCE_KEYS} keys are kept per DID.
+   */
+  readonly key?: string;
 }
+
+/** Evidence keys remembered per DID for deduplication. */
+export const MAX_EVIDENCE_KEYS = 64;
 
 /**
  * The result of {@link Scorer.applyEvidence}.
@@ -18,9 +27,10 @@ export interface Evidence {
  *   version read) and push the update.
  * - `capped`: a reward with nothing left to give (window cap or ceiling
  *   reached); `state` is the very object passed in: nothing to write.
+ * - `duplicate`: evidence with a `key` already applied; nothing to write.
  */
 export interface ApplyResult {
-  readonly outcome: 'applied' | 'capped';
+  readonly outcome: 'applied' | 'capped' | 'duplicate';
   readonly changed: boolean;
   readonly state: TrustState;
   /** Change to the unrounded score, after decay up to `now` (negative for penalties; 0 when capped). */
@@ -122,14 +132,19 @@ export function createScorer(policy: ScoringPolicy = DEFAULT_SCORING_POLICY): Sc
 
     applyEvidence(state: TrustState, evidence: Evidence | ScoreEvent, now: number): ApplyResult {
       checkTime(now);
-      const { event, ref } = typeof evidence === 'string' ? { event: evidence, ref: undefined } : evidence;
+      const { event, ref, key } = typeof evidence === 'string' ? { event: evidence, ref: undefined, key: undefined } : evidence;
+      if (!isRewardEvent(event) && !isPenaltyEvent(event))
+        throw new InvalidArgumentError(`unknown score event: ${safeText(String(event), 64)}`);
       const at = Math.max(state.at, now);
       const exact = exactScore(state, at);
       const before = view(exact);
+      const evidenceKey = key === undefined ? undefined : safeText(String(key), 256);
+      if (evidenceKey !== undefined && state.seen?.includes(evidenceKey)) {
+        return { outcome: 'duplicate', changed: false, state, delta: 0, reason: event, before, after: before };
+      }
       let change: Change | undefined;
       if (isRewardEvent(event)) change = reward(state, event, exact, at);
-      else if (isPenaltyEvent(event)) change = penalize(state, event, exact, at);
-      else throw new InvalidArgumentError(`unknown score event: ${safeText(String(event), 64)}`);
+      else change = penalize(state, event, exact, at);
       if (change === undefined) return { outcome: 'capped', changed: false, state, delta: 0, reason: event, before, after: before };
       const delta = change.score - exact;
       const next: TrustState = {
@@ -139,6 +154,7 @@ export function createScorer(policy: ScoringPolicy = DEFAULT_SCORING_POLICY): Sc
         score: change.score,
         at,
         counts: { ...state.counts, [event]: (state.counts[event] ?? 0) + 1 },
+        ...(evidenceKey === undefined ? {} : { seen: [...(state.seen ?? []), evidenceKey].slice(-MAX_EVIDENCE_KEYS) }),
         last: ref === undefined ? { event, delta, at } : { event, delta, at, ref: safeText(ref, MAX_REF) },
       };
       return {

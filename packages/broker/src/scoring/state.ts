@@ -25,6 +25,8 @@ export interface TrustState {
   readonly offences: { readonly [E in PenaltyEvent]?: readonly number[] };
   /** Lifetime count of each event applied (capped rewards included). */
   readonly counts: { readonly [E in ScoreEvent]?: number };
+  /** Keys of the last evidence applied (deduplication), oldest first, at most 64. */
+  readonly seen?: readonly string[];
   /** The last change: its event, the change to the unrounded score, when, and the evidence reference. */
   readonly last?: { readonly event: ScoreEvent; readonly delta: number; readonly at: number; readonly ref?: string };
 }
@@ -44,6 +46,7 @@ const stateSchema = z.strictObject({
   rewards: partialOf(REWARD_EVENT_NAMES, z.strictObject({ window: time, gained: z.number().min(0).finite() })),
   offences: partialOf(PENALTY_EVENT_NAMES, z.array(time).max(1024)),
   counts: partialOf([...REWARD_EVENT_NAMES, ...PENALTY_EVENT_NAMES], count),
+  seen: z.array(z.string().max(256)).max(1024).optional(),
   last: z
     .strictObject({
       event: z.enum([...REWARD_EVENT_NAMES, ...PENALTY_EVENT_NAMES] as [ScoreEvent, ...ScoreEvent[]]),
