@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
   CHAIN_REJECT_REASONS,
+  MAX_TOKEN_BYTES,
+  MIN_TOKEN_BYTES,
   TOKEN_HASH_DOMAIN,
   TOKEN_SIGNING_DOMAIN,
   decodeToken,
@@ -125,6 +127,25 @@ describe('delegation vectors', () => {
     expect(new Set(file.negative.map((v) => v.reason))).toEqual(new Set(Object.keys(CHAIN_REJECT_REASONS)));
     const blamed = new Set(file.negative.filter((v) => v.attributable_to !== null).map((v) => v.reason));
     expect(blamed).toEqual(new Set(['broken_link', 'expiry_extended', 'depth_exceeded', 'scope_escalation']));
+  });
+});
+
+describe('delegation doc', () => {
+  const doc = readFileSync(fileURLToPath(new URL('../docs/delegation.md', import.meta.url)), 'utf8');
+
+  it('doc - the reason table of docs/delegation.md §6.1 lists exactly the implementation codes', () => {
+    const table = doc.slice(doc.indexOf('Reason codes:'), doc.indexOf('### 6.2'));
+    const codes = [...table.matchAll(/^\| `([a-z_]+)`/gm)].map((m) => m[1]);
+    expect(new Set(codes)).toEqual(new Set(Object.keys(CHAIN_REJECT_REASONS)));
+  });
+
+  it('doc - the constants of docs/delegation.md match the implementation', () => {
+    expect(doc).toContain(`| token length          | ${MIN_TOKEN_BYTES} … ${MAX_TOKEN_BYTES}`);
+    expect(doc).toContain(`So a token is ${MIN_TOKEN_BYTES} to ${MAX_TOKEN_BYTES} bytes long.`);
+    expect(doc).toContain(`| signing prefix        | \`"${TOKEN_SIGNING_DOMAIN.replace('\n', '\\n')}"\` (17 bytes)`);
+    expect(doc).toContain(`| hash prefix           | \`"${TOKEN_HASH_DOMAIN.replace('\n', '\\n')}"\` (22 bytes)`);
+    expect(TOKEN_SIGNING_DOMAIN.length).toBe(17);
+    expect(TOKEN_HASH_DOMAIN.length).toBe(22);
   });
 });
 

@@ -347,6 +347,14 @@ describe('delegation chains', () => {
       }
     }
     expect(seen.has('bad_signature')).toBe(true);
+    // Random bytes shaped like a token (version 1, plausible length and count) after a valid root.
+    for (let i = 0; i < 2000; i++) {
+      const random = new Uint8Array(199 + Math.floor(Math.random() * 300)).map(() => Math.floor(Math.random() * 256));
+      random[0] = 1;
+      random[130] = 1 + (i % 3);
+      const verdict = verifyChain([chain[0]!, random], options());
+      expect(verdict.ok).toBe(false);
+    }
     for (const junk of [null, undefined, 'x', [null], [new Uint8Array(0)], [{ length: 300 }], new Uint8Array(10)]) {
       const verdict = verifyChain(junk as unknown as Uint8Array[], options());
       expect(verdict.ok).toBe(false);
