@@ -18,8 +18,16 @@ export const HASH_LENGTH = 32;
 /** Fixed part of a body: kind, four u64, three u32 lengths. */
 export const FIXED_BODY_LENGTH = 1 + 8 * 4 + 4 * 3;
 
-/** Record kinds as they appear in the `kind` byte. */
-export const RECORD_KINDS = { frame: 1, gap: 2 } as const;
+/**
+ * Record kinds as they appear in the `kind` byte:
+ * - `frame`: one captured message;
+ * - `gap`: capture sequences seq_first..seq_last that the stream no longer had when the audit read it;
+ * - `outage`: the NATS server the audit reads from was replaced (restart or failover). Messages
+ *   published while no server ran were never captured and have no sequence, so no gap record can
+ *   name them; this record says when it happened. seq_first = seq_last = the capture sequence
+ *   covered so far; verdict `server_changed`; frame = a UTF-8 JSON note.
+ */
+export const RECORD_KINDS = { frame: 1, gap: 2, outage: 3 } as const;
 export type RecordKind = keyof typeof RECORD_KINDS;
 
 /** What stateless verification said of a frame: `ok` or a reject reason of docs/protocol.md §8. */
@@ -30,17 +38,17 @@ export interface RecordFields {
   kind: RecordKind;
   /** 1 for the first record; each next record is one more. */
   position: number;
-  /** When the capture stream stored the message (ms since the epoch); for a gap, when the gap was found. */
+  /** When the capture stream stored the message (ms since the epoch); for a gap or outage, when it was found. */
   time: number;
-  /** Capture stream sequence of the frame; for a gap, the first missing sequence. */
+  /** Capture stream sequence of the frame; for a gap, the first missing sequence; for an outage, the last one covered. */
   seqFirst: number;
-  /** Equal to seqFirst for a frame; for a gap, the last missing sequence. */
+  /** Equal to seqFirst for a frame and an outage; for a gap, the last missing sequence. */
   seqLast: number;
-  /** The NATS subject the frame was published on ('' for a gap). */
+  /** The NATS subject the frame was published on ('' otherwise). */
   subject: string;
-  /** Stateless verification of the frame: 'ok' or a reason code ('' for a gap). */
+  /** Stateless verification of the frame: 'ok' or a reason code; '' for a gap, `server_changed` for an outage. */
   verdict: Verdict;
-  /** The frame exactly as captured (empty for a gap). */
+  /** The frame exactly as captured; empty for a gap; a JSON note for an outage. */
   frame: Uint8Array;
 }
 

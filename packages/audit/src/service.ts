@@ -60,6 +60,8 @@ export interface AuditStats {
   /** Gap records written by this run and the capture messages they cover. */
   gaps: number;
   missing: number;
+  /** Outage records written by this run: the server was replaced while the audit read. */
+  outages: number;
   /** Redelivered messages that were already recorded (acked, not recorded again). */
   duplicates: number;
   /** Capture sequence of the last record. */
@@ -72,6 +74,14 @@ export interface AuditStats {
 export interface AuditEvents {
   records: (records: readonly AuditRecord[]) => void;
   gap: (gap: { from: number; to: number; position: number }) => void;
+  /** The server changed under the audit (restart or failover): messages published meanwhile may never have been captured. */
+  outage: (outage: {
+    from: number;
+    to: number;
+    position: number;
+    serverBefore: string | undefined;
+    serverAfter: string | undefined;
+  }) => void;
   checkpoint: (checkpoint: Checkpoint) => void;
   error: (error: Error) => void;
 }
@@ -128,6 +138,8 @@ class Service implements AuditService {
   readonly #consumerName: string;
   readonly #listeners = new Map<keyof AuditEvents, Set<(...args: never[]) => void>>();
   readonly #queue: JsMsg[] = [];
+  readonly #outages: { from: number; to: number; serverBefore: string | undefined; serverAfter: string | undefined }[] = [];
+  #serverId: string | undefined;
   readonly #pool: SignaturePool;
   #messages: ConsumerMessages | undefined;
   #draining: Promise<void> | undefined;
@@ -135,7 +147,17 @@ class Service implements AuditService {
   #checkpointing: Promise<Checkpoint | undefined> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
-  readonly #stats: AuditStats = { records: 0, verdicts: {}, gaps: 0, missing: 0, duplicates: 0, lastSeq: 0, checkpoints: 0, errors: 0 };
+  readonly #stats: AuditStats = {
+    records: 0,
+    verdicts: {},
+    gaps: 0,
+    missing: 0,
+    outages: 0,
+    duplicates: 0,
+    lastSeq: 0,
+    checkpoints: 0,
+    errors: 0,
+  };
 
   constructor(
     private readonly init: AuditServiceInit,
@@ -155,6 +177,8 @@ class Service implements AuditService {
   }
 
   async start(): Promise<void> {
+    this.#serverId = this.nc.info?.server_id;
+    void this.#watchServer();
     await this.#ensureConsumer();
     const consumer = await this.js.consumers.get(this.stream, this.#consumerName);
     this.#messages = await consumer.consume({
@@ -168,6 +192,27 @@ class Service implements AuditService {
       if (this.#sinceCheckpoint > 0) void this.checkpoint().catch((err: Error) => this.#emit('error', err));
     }, this.opts.intervalMs);
     this.#timer.unref();
+  }
+
+  /**
+   * A new server id after a reconnect means the server was restarted or replaced: what was
+   * published while none ran never reached the capture stream, and has no sequence to
+   * miss. That is written down as an outage record rather than passed over in silence.
+   */
+  async #watchServer(): Promise<void> {
+    let downSince: number | undefined;
+    for await (const s of this.nc.status()) {
+      if (s.type === 'disconnect') downSince ??= Date.now();
+      else if (s.type === 'reconnect') {
+        const after = this.nc.info?.server_id;
+        if (after !== this.#serverId) {
+          this.#outages.push({ from: downSince ?? Date.now(), to: Date.now(), serverBefore: this.#serverId, serverAfter: after });
+          this.#serverId = after;
+          this.#draining ??= this.#drain();
+        }
+        downSince = undefined;
+      }
+    }
   }
 
   /** The durable consumer delivers from the store's next sequence; a consumer ahead of the store is recreated. */
@@ -194,7 +239,7 @@ class Service implements AuditService {
 
   async #drain(): Promise<void> {
     try {
-      while (this.#queue.length > 0) {
+      while (this.#queue.length > 0 || this.#outages.length > 0) {
         const batch = this.#queue.splice(0, this.opts.batchSize);
         try {
           await this.#process(batch);
@@ -237,6 +282,20 @@ class Service implements AuditService {
     const verdicts = await this.#verdicts(fresh);
     const records: NewRecord[] = [];
     const now = Date.now();
+    const outages = this.#outages.splice(0);
+    for (const o of outages) {
+      const note = JSON.stringify({ from: o.from, to: o.to, server_before: o.serverBefore ?? null, server_after: o.serverAfter ?? null });
+      const seq = this.store.lastSeq;
+      records.push({
+        kind: 'outage',
+        time: o.to,
+        seqFirst: seq,
+        seqLast: seq,
+        subject: '',
+        verdict: 'server_changed',
+        frame: Buffer.from(note),
+      });
+    }
     let g = 0;
     for (let i = 0; i <= fresh.length; i++) {
       while (g < gaps.length && gaps[g]!.before === i) {
@@ -255,7 +314,13 @@ class Service implements AuditService {
         frame: f.data,
       });
     }
-    const appended = await this.store.append(records);
+    let appended: AuditRecord[];
+    try {
+      appended = await this.store.append(records);
+    } catch (err) {
+      this.#outages.unshift(...outages);
+      throw err;
+    }
     for (const m of batch) m.ack();
     this.#account(appended);
   }
@@ -266,6 +331,24 @@ class Service implements AuditService {
     s.records = this.store.length;
     s.lastSeq = this.store.lastSeq;
     for (const r of appended) {
+      if (r.kind === 'outage') {
+        s.outages++;
+        const note = JSON.parse(Buffer.from(r.frame).toString('utf8')) as {
+          from: number;
+          to: number;
+          server_before: string | null;
+          server_after: string | null;
+        };
+        this.#emit('outage', {
+          from: note.from,
+          to: note.to,
+          position: r.position,
+          serverBefore: note.server_before ?? undefined,
+          serverAfter: note.server_after ?? undefined,
+        });
+        this.#sinceCheckpoint++;
+        continue;
+      }
       if (r.kind === 'gap') {
         s.gaps++;
         s.missing += r.seqLast - r.seqFirst + 1;

@@ -16,7 +16,8 @@ export const VERIFY_PROBLEMS = {
   malformed_record: 'the stored bytes at this position are not a record (bad length, kind, integer or UTF-8), or the log ends mid-record',
   bad_position: 'the record holds another position than the one it sits at: a record was deleted, inserted or moved',
   bad_hash: 'the stored hash is not SHA-256 over the record and the previous hash: a byte was changed',
-  bad_record_fields: 'a frame record with a sequence range, or a gap record with a subject, verdict or frame',
+  bad_record_fields:
+    'a frame record with a sequence range, a gap record with a subject, verdict or frame, or an outage record that moves the sequence',
   unrecorded_gap: 'the capture sequence jumps without a gap record',
   verdict_mismatch: 'the stored verdict is not what stateless verification of the frame says',
   checkpoint_mismatch: 'a valid checkpoint names another head hash at its position: the log was rewritten up to there',
@@ -59,6 +60,8 @@ export interface VerifyReport {
   gapRecords: number;
   /** Capture messages the gap records say are missing. */
   missing: number;
+  /** Outage records: times the server was replaced while the audit read (uncaptured messages possible). */
+  outages: number;
   /** Position and hash of the last record (0 and the genesis hash when empty). */
   head: { position: number; hash: string };
   /** Frames per stored verdict. */
@@ -99,6 +102,7 @@ export async function verifyLog(source: LogSource, options: VerifyOptions = {}):
   let frames = 0;
   let gapRecords = 0;
   let missing = 0;
+  let outages = 0;
   const verdicts: Record<string, number> = {};
   const inChain: { frame: Uint8Array; at: number }[] = [];
 
@@ -148,6 +152,17 @@ export async function verifyLog(source: LogSource, options: VerifyOptions = {}):
       const r = decoded.fields;
       if (r.position !== lastPosition + 1) report(slot, 'bad_position', `record says position ${r.position}, expected ${lastPosition + 1}`);
       lastPosition = r.position;
+      if (r.kind === 'outage') {
+        outages++;
+        if (r.seqFirst !== lastSeq || r.seqLast !== lastSeq || r.subject !== '' || r.verdict !== 'server_changed') {
+          report(
+            slot,
+            'bad_record_fields',
+            'an outage record repeats the last capture sequence, with no subject and verdict server_changed',
+          );
+        }
+        continue;
+      }
       if (r.seqFirst !== lastSeq + 1) {
         report(slot, 'unrecorded_gap', `capture sequence ${r.seqFirst} follows ${lastSeq} with no gap record between`);
       }
@@ -233,6 +248,7 @@ export async function verifyLog(source: LogSource, options: VerifyOptions = {}):
     frames,
     gapRecords,
     missing,
+    outages,
     head: { position: slot, hash: toHex(headAt(slot)) },
     verdicts,
     checkpoints: { valid: valid.length, latest, signer: trusted, pinned },
