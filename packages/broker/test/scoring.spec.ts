@@ -294,3 +294,46 @@ describe('scoring - duplicate evidence', () => {
     expect(parseTrustState(JSON.parse(JSON.stringify(state))).ok).toBe(true);
   });
 });
+
+describe('scoring - over time', () => {
+  it('scoring - a day of steady good traffic raises a new agent by less than 48 (2 per hour, minus decay)', () => {
+    let state = fresh();
+    // 60 valid frames an hour, for 24 hours: only the first two of each hour count.
+    for (let hour = 0; hour < 24; hour++) {
+      for (let minute = 0; minute < 60; minute++)
+        state = scorer.applyEvidence(state, 'valid_traffic', T0 + hour * HOUR + minute * 60_000).state;
+    }
+    // Hand form, with e the excess over 500: at minute 0 of each hour e += 1; one minute of decay;
+    // at minute 1 e += 1; then decay until minute 0 of the next hour (1 h − 1 min).
+    const perMinute = 2 ** (-60_000 / HALF_ABOVE);
+    let excess = 0;
+    for (let hour = 0; hour < 24; hour++) {
+      if (hour > 0) excess *= 2 ** (-(HOUR - 60_000) / HALF_ABOVE);
+      excess = (excess + 1) * perMinute + 1;
+    }
+    // ...then decay from minute 1 of the last hour to minute 59.
+    excess *= 2 ** ((-58 * 60_000) / HALF_ABOVE);
+    expect(scorer.exactScore(state, T0 + 23 * HOUR + 59 * 60_000)).toBeCloseTo(500 + excess, 9);
+    expect(excess).toBeLessThan(48);
+    // Only credited frames change the state (48 writes, not 1,440).
+    expect(state.counts.valid_traffic).toBe(48);
+    expect(state.version).toBe(48);
+  });
+
+  it('scoring - random partitions of a span decay to the same score as one step', () => {
+    let seed = 7;
+    const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+    for (let trial = 0; trial < 50; trial++) {
+      const start = Math.floor(random() * 1001);
+      const span = Math.floor(random() * 90 * DAY);
+      let stepped = withScore(start);
+      let t = T0;
+      while (t < T0 + span) {
+        t = Math.min(T0 + span, t + 1 + Math.floor(random() * 5 * DAY));
+        stepped = scorer.settle(stepped, t);
+      }
+      const once = scorer.settle(withScore(start), T0 + span);
+      expect(Math.abs(stepped.score - once.score)).toBeLessThan(1e-9);
+    }
+  });
+});

@@ -23,7 +23,7 @@ export interface TrustState {
   readonly rewards: { readonly [E in RewardEvent]?: { readonly window: number; readonly gained: number } };
   /** Per penalty event: times of offences within the memory horizon, oldest first, at most `maxRemembered`. */
   readonly offences: { readonly [E in PenaltyEvent]?: readonly number[] };
-  /** Lifetime count of each event applied (capped rewards included). */
+  /** Lifetime count of each event applied (capped rewards and duplicates change nothing, so are not counted). */
   readonly counts: { readonly [E in ScoreEvent]?: number };
   /** Keys of the last evidence applied (deduplication), oldest first, at most 64. */
   readonly seen?: readonly string[];
