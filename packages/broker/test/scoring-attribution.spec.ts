@@ -1,5 +1,6 @@
+import * as protocol from '@trustmesh/protocol';
 import { describe, expect, it } from 'vitest';
-import { type Attribution, attribute, countUnattributed, createScorer, emptyTally, type TrustState } from '../src/index.ts';
+import { type Attribution, attribute, BLAME, countUnattributed, createScorer, emptyTally, type TrustState } from '../src/index.ts';
 
 const X = 'did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp';
 const Y = 'did:key:z6MkjchhfUsD6mmvni8mCdXHw216Xrm9bQe2mBH1P5RDjVJG';
@@ -107,5 +108,20 @@ describe('attribution - unattributed is an outcome of its own', () => {
   it('attribution - odd input never throws', () => {
     expect(attribute({ reason: '__proto__' }, open).outcome).toBe('unattributed');
     expect(attribute({ reason: 42 as never, signer: 7 as never }, open)).toEqual({ outcome: 'unattributed', cause: 'unknown' });
+  });
+});
+
+describe('attribution - agrees with the protocol', () => {
+  it("attribution - every protocol reject code has a blame entry, and the signer is blamed exactly where the protocol's blame rule says", () => {
+    const codes = Object.keys(protocol.REJECT_REASONS);
+    expect(codes.length).toBeGreaterThan(0);
+    // blameFor(reason, signatureVerified) is the protocol package's statement of the rule (docs/protocol.md §8.1).
+    const blameFor = (protocol as Record<string, unknown>).blameFor as ((reason: string, verified: boolean) => string) | undefined;
+    for (const code of codes) {
+      expect(Object.hasOwn(BLAME, code), code).toBe(true);
+      const ours = attribute({ reason: code, signer: X, publisher: Y }, open);
+      const blamesSigner = ours.outcome === 'attributed' && ours.basis === 'signer';
+      if (blameFor) expect(blamesSigner, code).toBe(blameFor(code, true) === 'signer');
+    }
   });
 });
