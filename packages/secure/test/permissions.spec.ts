@@ -103,7 +103,11 @@ describe('permissions - subscribe', () => {
     ];
     const received: string[] = [];
     for (const subject of tries) {
-      mallory.nc.subscribe(subject, { callback: (error, msg) => error === null && received.push(msg.subject) });
+      mallory.nc.subscribe(subject, {
+        callback: (error, msg) => {
+          if (error === null) received.push(msg.subject);
+        },
+      });
       const error = await mallory.denied.next();
       expect(error).toMatchObject({ operation: 'subscribe', subject });
     }

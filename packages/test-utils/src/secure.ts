@@ -29,6 +29,8 @@ import { SHARED_NATS_PORT, uniqueMesh } from './nats.ts';
 export interface SecureNatsInit {
   /** Mesh name; default a unique one. */
   mesh?: string;
+  /** More nats-server config, appended after the authority's (e.g. `trace: true`). */
+  extraConfig?: string;
   /** Receives every server log line (they are also kept in `serverLog`). */
   log?: (line: string) => void;
 }
@@ -76,7 +78,7 @@ export function withSecureNats(init: SecureNatsInit = {}): SecureNatsFixture {
     dir = await mkdtemp(join(tmpdir(), 'trustmesh-mesh-'));
     authority = await createMeshAuthority({ dir, mesh });
     server = await startNatsServer({
-      extraConfig: authority.serverConfig(),
+      extraConfig: `${authority.serverConfig()}\n${init.extraConfig ?? ''}`,
       log: (line) => {
         serverLog.push(line);
         init.log?.(line);
