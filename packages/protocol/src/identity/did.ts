@@ -1,5 +1,5 @@
 import { base58btcDecode, base58btcEncode } from '../util/bytes.ts';
-import { PUBLIC_KEY_LENGTH } from './ed25519.ts';
+import { PUBLIC_KEY_LENGTH, publicKeyProblem } from './ed25519.ts';
 import { InvalidArgumentError, KeyError } from '../errors.ts';
 
 /** did:key method prefix plus multibase 'z' (base58btc). */
@@ -7,7 +7,11 @@ const DID_KEY_PREFIX = 'did:key:z';
 // Multicodec ed25519-pub (0xed) as an unsigned varint: 0xed 0x01.
 const ED25519_MULTICODEC = [0xed, 0x01] as const;
 
-/** `z6Mk…`: the multibase part of an Ed25519 did:key; the agent's id in subjects. */
+/**
+ * `z6Mk…`: the multibase part of an Ed25519 did:key; the agent's id in subjects.
+ * Encoding is total: a receiver names the key of any frame header, even a key
+ * that §5 refuses (its frames never verify).
+ */
 export function agentIdFromPublicKey(publicKey: Uint8Array): string {
   if (!(publicKey instanceof Uint8Array) || publicKey.length !== PUBLIC_KEY_LENGTH) {
     throw new InvalidArgumentError(`public key must be a Uint8Array of ${PUBLIC_KEY_LENGTH} bytes`);
@@ -22,13 +26,19 @@ export function didFromPublicKey(publicKey: Uint8Array): string {
   return 'did:key:' + agentIdFromPublicKey(publicKey);
 }
 
-/** Decodes an Ed25519 did:key; undefined for anything else (never throws on input). */
+/**
+ * Decodes an Ed25519 did:key; undefined for anything else (never throws on
+ * input), including the did:key of a public key that docs/protocol.md §5
+ * refuses (non-canonical or of small order): such a DID names no usable agent,
+ * since nothing it signs verifies, so it is refused where it is first parsed.
+ */
 export function tryPublicKeyFromDid(did: unknown): Uint8Array | undefined {
   if (typeof did !== 'string' || !did.startsWith(DID_KEY_PREFIX) || did.length > 64) return undefined;
   const bytes = base58btcDecode(did.slice(DID_KEY_PREFIX.length));
   if (bytes === undefined || bytes.length !== 2 + PUBLIC_KEY_LENGTH) return undefined;
   if (bytes[0] !== ED25519_MULTICODEC[0] || bytes[1] !== ED25519_MULTICODEC[1]) return undefined;
   const publicKey = bytes.slice(2);
+  if (publicKeyProblem(publicKey) !== undefined) return undefined;
   // Only the canonical encoding is accepted, so one key has exactly one DID string.
   return didFromPublicKey(publicKey) === did ? publicKey : undefined;
 }
@@ -36,7 +46,10 @@ export function tryPublicKeyFromDid(did: unknown): Uint8Array | undefined {
 export function publicKeyFromDid(did: string): Uint8Array {
   const key = tryPublicKeyFromDid(did);
   if (key === undefined)
-    throw new KeyError('invalid_did', `not an Ed25519 did:key: ${typeof did === 'string' ? did.slice(0, 80) : `a ${typeof did}`}`);
+    throw new KeyError(
+      'invalid_did',
+      `not the did:key of a usable Ed25519 public key (docs/protocol.md §2.2, §5): ${typeof did === 'string' ? did.slice(0, 80) : `a ${typeof did}`}`,
+    );
   return key;
 }
 

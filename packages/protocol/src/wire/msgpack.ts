@@ -6,10 +6,22 @@ import { isUtf8 } from 'node:buffer';
  * msgpackr stays the encoder; decoding attacker-signed bytes needs rules a
  * general decoder does not enforce, and every receiver must enforce them alike:
  * str keys only, no duplicate keys, valid UTF-8, no ext types, no 0xc1, bounded
- * nesting, nothing after the value. Integers outside the safe range decode to
+ * nesting, a bounded number of items (the work budget), nothing after the
+ * value. Integers outside the safe range decode to
  * bigint so no value is silently rounded.
  */
 export const MAX_NESTING = 32;
+/**
+ * Work budget (docs/protocol.md §4 rule 11): a body holds at most this many
+ * items. Every value at any depth, the body map included, is one item and every
+ * map key is one item; a map or an array weighs {@link CONTAINER_WEIGHT} and a
+ * bin {@link BIN_WEIGHT}, because each is a separate object to build (a bin
+ * even two: a view and its buffer). Depth alone does not bound the work: a
+ * 1 MiB body of empty bins is half a million buffers.
+ */
+export const MAX_BODY_ITEMS = 32768;
+export const CONTAINER_WEIGHT = 3;
+export const BIN_WEIGHT = 10;
 
 export class MsgpackError extends Error {}
 
@@ -19,6 +31,10 @@ interface State {
   bytes: Buffer;
   view: DataView;
   pos: number;
+  /** Items the body may still hold: the work budget (§4 rule 11). */
+  items: number;
+  /** The budget it started with, for messages. */
+  limit: number;
   /** Kind of the last scalar read; lets callers require an int (not an integral float). */
   kind: ValueKind;
 }
@@ -63,6 +79,7 @@ function int64(s: State, signed: boolean): number | bigint {
 }
 
 function str(s: State, length: number): string {
+  if (length === 0) return '';
   need(s, length);
   const b = s.bytes;
   const start = s.pos;
@@ -73,21 +90,65 @@ function str(s: State, length: number): string {
   let i = start;
   while (i < end && b[i]! < 0x80) i++;
   if (i === end) return b.toString('latin1', start, end);
-  if (!isUtf8(b.subarray(start, end))) fail('str is not valid UTF-8');
+  // Short strings are checked here: a Buffer view for isUtf8 would cost more than the string.
+  if (length <= SHORT_UTF8 ? !isUtf8Range(b, i, end) : !isUtf8(b.subarray(start, end))) fail('str is not valid UTF-8');
   return b.toString('utf8', start, end);
+}
+
+const SHORT_UTF8 = 64;
+
+/** Whether b[i, end) is UTF-8 as RFC 3629 §4 defines it: no overlong forms, no surrogates, nothing above U+10FFFF. */
+export function isUtf8Range(b: Uint8Array, i: number, end: number): boolean {
+  while (i < end) {
+    const c = b[i++]!;
+    if (c < 0x80) continue;
+    let more: number;
+    let lo = 0x80; // the allowed range of the second byte
+    let hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) more = 1;
+    else if (c >= 0xe0 && c <= 0xef) {
+      more = 2;
+      if (c === 0xe0)
+        lo = 0xa0; // no overlong
+      else if (c === 0xed) hi = 0x9f; // no surrogates
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      more = 3;
+      if (c === 0xf0)
+        lo = 0x90; // no overlong
+      else if (c === 0xf4) hi = 0x8f; // nothing above U+10FFFF
+    } else return false;
+    if (i + more > end) return false;
+    for (let k = 0; k < more; k++, lo = 0x80, hi = 0xbf) {
+      const next = b[i++]!;
+      if (next < lo || next > hi) return false;
+    }
+  }
+  return true;
 }
 
 function bin(s: State, length: number): Uint8Array {
   need(s, length);
+  charge(s, BIN_WEIGHT - 1); // its container already charged 1
   const out = new Uint8Array(length);
   out.set(s.bytes.subarray(s.pos, s.pos + length));
   s.pos += length;
   return out;
 }
 
-function container(s: State, count: number, minEntryBytes: number): void {
-  // Refuse impossible counts before allocating anything for them.
-  if (count * minEntryBytes > s.bytes.length - s.pos) fail('container longer than the body');
+function charge(s: State, items: number): void {
+  s.items -= items;
+  if (s.items < 0) fail(`more than ${s.limit} items (values count 1, map keys 1, maps and arrays ${CONTAINER_WEIGHT}, bins ${BIN_WEIGHT})`);
+}
+
+/**
+ * Checks a container's declared count and charges it to the budget before
+ * anything is allocated: its own extra weight, plus one item per element (or
+ * per key and per value). Each entry also needs at least one byte per item, so
+ * impossible counts are refused first.
+ */
+function container(s: State, count: number, itemsPerEntry: number): void {
+  if (count * itemsPerEntry > s.bytes.length - s.pos) fail('container longer than the body');
+  charge(s, CONTAINER_WEIGHT - 1 + count * itemsPerEntry);
 }
 
 function setKey(target: Record<string, unknown>, key: string, value: unknown): void {
@@ -122,6 +183,9 @@ function array(s: State, count: number, depth: number): unknown[] {
   if (depth > MAX_NESTING) fail(`nested deeper than ${MAX_NESTING}`);
   container(s, count, 1);
   const out = new Array<unknown>(count);
+  // Start in V8's generic elements kind: an array that moves from small ints to
+  // doubles to objects would be copied at each step (garbage an attacker picks).
+  if (count > 0) out[0] = null;
   for (let i = 0; i < count; i++) out[i] = value(s, depth);
   return out;
 }
@@ -223,9 +287,16 @@ function value(s: State, depth: number): unknown {
   }
 }
 
-function state(bytes: Uint8Array): State {
+function state(bytes: Uint8Array, limit: number): State {
   const buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return { bytes: buffer, view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), pos: 0, kind: 'other' };
+  return {
+    bytes: buffer,
+    view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+    pos: 0,
+    kind: 'other',
+    items: limit - 1,
+    limit,
+  }; // the outermost value is an item too
 }
 
 export interface DecodedBody {
@@ -236,8 +307,8 @@ export interface DecodedBody {
 }
 
 /** Decodes a frame body: exactly one map with str keys and nothing after it. Throws MsgpackError. */
-export function decodeBody(bytes: Uint8Array): DecodedBody {
-  const s = state(bytes);
+export function decodeBody(bytes: Uint8Array, maxItems: number = MAX_BODY_ITEMS): DecodedBody {
+  const s = state(bytes, maxItems);
   const b = u8(s);
   let count: number;
   if (b >= 0x80 && b <= 0x8f) count = b & 0x0f;
@@ -258,8 +329,8 @@ export function decodeBody(bytes: Uint8Array): DecodedBody {
 }
 
 /** Decodes one standalone MessagePack value under the same rules (for payloads carried outside frames). */
-export function decodeStrict(bytes: Uint8Array): unknown {
-  const s = state(bytes);
+export function decodeStrict(bytes: Uint8Array, maxItems: number = MAX_BODY_ITEMS): unknown {
+  const s = state(bytes, maxItems);
   const out = value(s, 0);
   if (s.pos !== bytes.length) fail(`${bytes.length - s.pos} bytes after the value`);
   return out;
