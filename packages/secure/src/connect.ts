@@ -1,7 +1,14 @@
 import { encode as encodeSignature } from '@nats-io/nkeys';
 import { fmtCreds, parseCreds } from '@nats-io/jwt';
 import { fromSeed } from '@nats-io/nkeys';
-import type { Authenticator, ConnectionOptions } from '@nats-io/transport-node';
+import {
+  AuthorizationError,
+  connect,
+  UserAuthenticationExpiredError,
+  type Authenticator,
+  type ConnectionOptions,
+  type NatsConnection,
+} from '@nats-io/transport-node';
 import { keyFromSeed, type AgentKey } from '@trustmesh/protocol';
 import { decodeUserJwt } from './authority.ts';
 import { SecureModeError } from './errors.ts';
@@ -122,4 +129,32 @@ export async function credsConnectOptions(
 ): Promise<{ key: AgentKey; options: ConnectionOptions }> {
   const { key, jwt } = await loadCreds(creds);
   return { key, options: secureConnectOptions(key, jwt, servers, extra) };
+}
+
+/**
+ * Connects an admitted agent ({@link secureConnectOptions}). A refusal by the
+ * server becomes a `SecureModeError` with code `not_admitted` that says what
+ * the possible reasons are (the server does not tell which).
+ */
+export async function connectAgent(
+  key: AgentKey,
+  jwt: string,
+  servers: string | string[],
+  extra: Omit<ConnectionOptions, 'servers' | 'authenticator'> = {},
+): Promise<NatsConnection> {
+  const options = secureConnectOptions(key, jwt, servers, extra);
+  try {
+    return await connect(options);
+  } catch (cause) {
+    if (cause instanceof AuthorizationError || cause instanceof UserAuthenticationExpiredError) {
+      const { mesh, expiresAt } = identityFromJwt(jwt);
+      const expired = expiresAt !== undefined && expiresAt <= Date.now() ? ` Its JWT expired at ${new Date(expiresAt).toISOString()}.` : '';
+      throw new SecureModeError(
+        'not_admitted',
+        `nats-server refused ${key.did} on mesh ${mesh} (${cause.message}): the key was never admitted by this mesh's operator, its JWT expired, or it was revoked.${expired}`,
+        { cause },
+      );
+    }
+    throw cause;
+  }
 }

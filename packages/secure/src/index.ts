@@ -37,6 +37,7 @@ export type {
 export {
   agentAuthenticator,
   secureConnectOptions,
+  connectAgent,
   credsConnectOptions,
   formatCreds,
   writeCredsFile,

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   SecureModeError,
+  connectAgent,
   credsConnectOptions,
   decodeUserJwt,
   identityFromJwt,
@@ -65,6 +66,11 @@ describe('admission', () => {
     const { jwt } = await rogue.admit(key.did, { name: 'rogue', role: 'operator' });
     const error = await refused(connect(secureConnectOptions(key, jwt, fx.url, { maxReconnectAttempts: 0 })));
     expect(error.message).toMatch(/Authorization Violation/);
+    // connectAgent says the same in our terms.
+    const typed = await refused(connectAgent(key, jwt, fx.url, { maxReconnectAttempts: 0 }));
+    expect(typed).toMatchObject({ code: 'not_admitted' });
+    expect(typed.message).toContain(key.did);
+    expect(typed.message).toMatch(/never admitted .* expired, or it was revoked/);
   });
 
   it('admission - an expired JWT is refused, and a connection is closed when its JWT expires', async () => {
