@@ -82,7 +82,11 @@ export interface MeshAuthority {
   readonly systemAccountPublicKey: string;
   /** The account JWT as it stands (revocations included). */
   readonly accountJwt: string;
-  /** Issues a user JWT for `did`: its subject is the agent's key, its permissions the role's rows of the table. */
+  /**
+   * Issues a user JWT for `did`: its subject is the agent's key, its permissions
+   * the role's rows of the table. Re-admitting a revoked key waits, if needed,
+   * for the second after its revocation (JWTs issued up to then stay void).
+   */
   admit(did: string, options: AdmitOptions): Promise<Admission>;
   /**
    * Revokes every JWT issued to `did` until now: re-signs the account JWT with
@@ -269,6 +273,12 @@ class Authority implements MeshAuthority {
     if (options.expiresAt !== undefined) {
       expiresAt = options.expiresAt instanceof Date ? options.expiresAt.getTime() : options.expiresAt;
       if (!Number.isFinite(expiresAt) || expiresAt <= Date.now()) invalid('expiresAt must be in the future');
+    }
+    // A revocation voids every JWT of this key issued up to its second; a re-admission must be signed later.
+    const revoked = this.#file.revocations[userNkey];
+    if (revoked !== undefined) {
+      const wait = (revoked + 1) * 1000 - Date.now();
+      if (wait > 0) await sleep(wait);
     }
     const agentId = agentIdFromUserNkey(userNkey);
     const user: Partial<User> = {

@@ -112,6 +112,12 @@ describe('permissions - subscribe', () => {
       expect(error).toMatchObject({ operation: 'subscribe', subject });
     }
     expect(mallory.denied.seen[0]!.reason).toMatch(/only its own inbox/);
+    // After stop(), the watcher reports nothing more.
+    mallory.denied.stop();
+    mallory.nc.subscribe(`tm.${fx.mesh}.ctl2.>`);
+    await mallory.nc.flush();
+    await sleep(100);
+    expect(mallory.denied.seen.length).toBe(tries.length);
     // The victim gets a message; mallory's refused subscriptions receive nothing.
     const bob = await fx.admitted('agent');
     const sub = subjects.message(fx.mesh, victim.key.agentId, bob.key.agentId);
