@@ -35,10 +35,10 @@ export interface RoleGrants {
 
 /** Read-only JetStream KV access, verified against nats.js v3 `kv.get`, `kv.keys` and `kv.watch` by test/kv.spec.ts. */
 const kvRead: readonly Grant[] = [
-  { subject: '$JS.API.INFO', why: 'nats.js checks the JetStream account before it opens a bucket' },
-  { subject: '$JS.API.STREAM.INFO.{KV}', why: 'open a bucket (read its configuration)' },
-  { subject: '$JS.API.STREAM.MSG.GET.{KV}', why: 'kv.get on a bucket without direct get' },
-  { subject: '$JS.API.DIRECT.GET.{KV}.>', why: 'kv.get (direct get of the last value of a key)' },
+  { subject: '$JS.API.INFO', why: 'nats.js `Kvm.create` checks the JetStream account first' },
+  { subject: '$JS.API.STREAM.INFO.{KV}', why: '`Kvm.create` of an existing bucket and `kv.status` read its configuration' },
+  { subject: '$JS.API.STREAM.MSG.GET.{KV}', why: 'kv.get (the default)' },
+  { subject: '$JS.API.DIRECT.GET.{KV}.>', why: 'kv.get of a bucket opened with `allow_direct`' },
   { subject: '$JS.API.CONSUMER.CREATE.{KV}.>', why: 'kv.watch / kv.keys: an ordered (ephemeral) consumer, delivered to {inbox}' },
   { subject: '$JS.API.CONSUMER.INFO.{KV}.*', why: 'kv.keys: how many keys its consumer will deliver' },
 ];

@@ -154,6 +154,19 @@ describe('permissions - JetStream', () => {
     expect((await kv.get('alice'))?.string()).toBe('700');
   });
 
+  it('jetstream - an agent opens a bucket the nats.js ways (create of an existing bucket, direct get) without a refusal', async () => {
+    const { Kvm } = await loadKv();
+    const operator = await fx.admitted('operator');
+    await new Kvm(operator.nc).create(names().killBucket, { allow_direct: true });
+    await (await new Kvm(operator.nc).open(names().killBucket)).put('all', 'running');
+    const reader = await agent();
+    const viaCreate = await new Kvm(reader.nc).create(names().killBucket); // finds it (STREAM.INFO), creates nothing
+    expect((await viaCreate.get('all'))?.string()).toBe('running');
+    const direct = await new Kvm(reader.nc).open(names().killBucket, { allow_direct: true });
+    expect((await direct.get('all'))?.string()).toBe('running');
+    expect(reader.denied.seen).toEqual([]);
+  });
+
   it('jetstream - an agent writes its own presence record (key = its agent id) and no other', async () => {
     const { Kvm } = await loadKv();
     const operator = await fx.admitted('operator');
