@@ -13,11 +13,12 @@
  * encoder below and then signed, so that the receiver rule under test is the
  * first one they break.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey, verify as openSslVerify } from 'node:crypto';
 import { realpathSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  didFromPublicKey,
   DEFAULT_WINDOW_MS,
   FRAME_VERSION,
   SIGNING_DOMAIN,
@@ -117,6 +118,51 @@ function fixedId(label: string): Uint8Array {
 }
 
 // ---------------------------------------------------------------------------
+// Keys docs/protocol.md §5 refuses, and the signatures a laxer verifier accepts under them.
+
+const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+/**
+ * The eight points of small order as [i]T, i = 0..7, for the order-8 point T
+ * with encoding c717…03fa (speccheck case 0's key): the torsion subgroup is
+ * cyclic, so [k]([a]T) = [k·a mod 8]T. Checked below: OpenSSL accepts every
+ * forgery built from this table.
+ */
+const TORSION_HEX = [
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa',
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+  '0000000000000000000000000000000000000000000000000000000000000080',
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+];
+
+/**
+ * A signature R || 0 under a key equal, as a point, to [a]T: S = 0 passes the
+ * cofactorless check iff R = −[k]A = [−k·a mod 8]T, with k = SHA-512(R || A || M)
+ * mod L. Tries the eight R; undefined if none fits this message.
+ */
+function forgeUnderTorsionKey(keyBytes: Uint8Array, a: number, message: Uint8Array): Uint8Array | undefined {
+  for (let j = 0; j < 8; j++) {
+    const r = fromHex(TORSION_HEX[j]!);
+    const digest = createHash('sha512').update(r).update(keyBytes).update(message).digest();
+    let k = 0n;
+    for (let i = 63; i >= 0; i--) k = (k << 8n) | BigInt(digest[i]!);
+    k %= L;
+    if (Number((((-k * BigInt(a)) % 8n) + 8n) % 8n) === j) return new Uint8Array([...r, ...new Uint8Array(32)]);
+  }
+  return undefined;
+}
+
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+/** OpenSSL's verify without the key rule of §5: what these vectors must get past. */
+function openSslAccepts(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  const key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
+  return openSslVerify(null, message, key, signature);
+}
+
+// ---------------------------------------------------------------------------
 // A minimal standard MessagePack encoder, for bodies signFrame would never write.
 
 const cat = (...parts: Uint8Array[]): Uint8Array => new Uint8Array(Buffer.concat(parts));
@@ -166,6 +212,7 @@ const mp = {
     if (items.length >= 16) throw new Error('array too long for this encoder');
     return cat(bytes(0x90 | items.length), ...items);
   },
+  array16: (items: Uint8Array[]): Uint8Array => cat(bytes(0xdc), be(items.length, 2), ...items),
   /** String-keyed map; `map16` forces the (non-minimal) 0xde header. */
   map(entries: [string, Uint8Array][], map16 = false): Uint8Array {
     if (entries.length >= 16 && !map16) throw new Error('map too long for this encoder');
@@ -811,6 +858,74 @@ export function buildVectors(): VectorFile {
     'bad_frame',
   );
 
+  // bad_frame: the work budget of §4 rule 11. The body of base() with an array as
+  // data weighs 30 items before the array's elements: the map 3, its eight keys 8,
+  // six scalar values 6, the id bin 10, the data array 3.
+  {
+    const budget = 32768;
+    const bins = 1000; // 10 each
+    const maps = 7500; // 3 each
+    const nils = budget - 30 - bins * 10 - maps * 3; // 1 each
+    const items = (extra: Uint8Array[]) => [
+      ...Array.from({ length: bins }, () => mp.bin(new Uint8Array(0))),
+      ...Array.from({ length: maps }, () => bytes(0x80)),
+      ...Array.from({ length: nils }, () => mp.nil()),
+      ...extra,
+    ];
+    const atLimit = base('budget');
+    const atLimitBody = mp.map(setEntry(atLimit, 'data', mp.array16(items([]))));
+    addPositive(
+      'work-budget-at-limit',
+      `data is an array of ${bins} empty bins (10 items each), ${maps} empty maps (3 each) and ${nils} nils (1 each): the body counts exactly 32768 items, the budget`,
+      alice,
+      signBody(alice, atLimitBody),
+      {
+        v: 1,
+        id_hex: toHex(fixedId('budget')),
+        iss: alice.did,
+        sub: baseSub,
+        aud: bob.did,
+        typ: 'chat.greet',
+        iat: baseIat,
+        data: [
+          ...Array.from({ length: bins }, () => ({ $bin: '' })),
+          ...Array.from({ length: maps }, () => ({})),
+          ...Array.from({ length: nils }, () => null),
+        ],
+      },
+      { now_ms: baseNow, receiver_did: bob.did },
+    );
+    const over = (extra: Uint8Array[], dropNils: number) => {
+      const list = items(extra);
+      list.splice(bins + maps, dropNils);
+      return signed(setEntry(base('budget'), 'data', mp.array16(list)));
+    };
+    addNegative(
+      'bad_frame-work-budget-exceeded',
+      'work-budget-at-limit with one more nil: 32769 items',
+      over([mp.nil()], 0),
+      baseSub,
+      baseNow,
+      'bad_frame',
+    );
+    addNegative(
+      'bad_frame-work-budget-bin-weight',
+      'work-budget-at-limit with one nil replaced by an empty bin: 32777 items (a bin weighs 10)',
+      over([mp.bin(new Uint8Array(0))], 1),
+      baseSub,
+      baseNow,
+      'bad_frame',
+    );
+    addNegative(
+      'bad_frame-work-budget-container-weight',
+      'work-budget-at-limit with one nil replaced by an empty array: 32770 items (an array weighs 3)',
+      over([bytes(0x90)], 1),
+      baseSub,
+      baseNow,
+      'bad_frame',
+    );
+  }
+
   // bad_version
   addNegative(
     'bad_version-header',
@@ -859,11 +974,13 @@ export function buildVectors(): VectorFile {
     );
 
     const wrongKey = cat(good.subarray(0, 1), bob.publicKey, good.subarray(33));
+    // Delivered on a subject of bob's, so that the header key is the sender the
+    // subject names and only the signature is wrong, whichever is checked first.
     addNegative(
       'bad_signature-wrong-public-key',
-      "alice's frame with bob's public key in the header",
+      "alice's frame with bob's public key in the header, delivered on a subject whose last token is bob's agent id",
       wrongKey,
-      baseSub,
+      msgSub(carol, bob),
       baseNow,
       'bad_signature',
     );
@@ -880,7 +997,6 @@ export function buildVectors(): VectorFile {
     );
 
     // S' = S + L: the same group element, but not canonical (RFC 8032 requires S < L).
-    const L = 2n ** 252n + 27742317777372353535851937790883648493n;
     const sig = good.subarray(33, 97);
     let s = 0n;
     for (let i = 31; i >= 0; i--) s = (s << 8n) | BigInt(sig[32 + i]!);
@@ -900,9 +1016,9 @@ export function buildVectors(): VectorFile {
     offCurve[0] = 2; // y = 2 does not decode to a curve point
     addNegative(
       'bad_signature-key-not-on-curve',
-      'public key 0200..00 (y = 2) is not a point on the curve',
+      "public key 0200..00 (y = 2) is not a point on the curve; delivered on a subject whose last token is that key's agent id",
       cat(bytes(1), offCurve, good.subarray(33)),
-      baseSub,
+      subjects.message(MESH, bob.agentId, didFromPublicKey(offCurve).slice('did:key:'.length)),
       baseNow,
       'bad_signature',
     );
@@ -918,12 +1034,56 @@ export function buildVectors(): VectorFile {
     );
   }
 
+  // bad_signature: public keys §5 refuses (K1–K3), each with a signature R || 0
+  // that OpenSSL alone accepts. The subject names the key's own agent id and iss
+  // its DID, so the key rule is the only rule the frame breaks.
+  {
+    const refusedKeys: [string, string, string, number][] = [
+      ['bad_signature-small-order-key', 'a point of order 8 (K3)', TORSION_HEX[5]!, 5],
+      ['bad_signature-neutral-key', 'the neutral element 0100..00, order 1 (K3): R || 0 verifies for every message', TORSION_HEX[0]!, 0],
+      [
+        'bad_signature-key-y-not-reduced',
+        'eeff..ff7f: y = p + 1, the neutral element written with an unreduced y (K1)',
+        'ee' + 'ff'.repeat(30) + '7f',
+        0,
+      ],
+      [
+        'bad_signature-key-x0-sign-bit',
+        'ecff..ffff: the order-2 point (0, -1) with the sign bit set although x = 0 (K2, K3)',
+        'ec' + 'ff'.repeat(31),
+        4,
+      ],
+    ];
+    for (const [name, what, hex, a] of refusedKeys) {
+      const pk = fromHex(hex);
+      const did = didFromPublicKey(pk);
+      const sub = subjects.message(MESH, bob.agentId, did.slice('did:key:'.length));
+      for (let attempt = 0; ; attempt++) {
+        if (attempt === 64) throw new Error(`no forgery found for ${name}`);
+        const body = mp.map(setEntry(base(`${name}-${attempt}`, { sub }), 'iss', mp.str(did)));
+        const signature = forgeUnderTorsionKey(pk, a, signingInput(body));
+        if (signature === undefined) continue;
+        if (!openSslAccepts(pk, signingInput(body), signature)) throw new Error(`OpenSSL refuses the forgery for ${name}`);
+        addNegative(
+          name,
+          `public key ${what}; the signature R || 0 verifies under OpenSSL's equation without the key rule, so only §5 refuses it`,
+          assemble(FRAME_VERSION, pk, signature, body),
+          sub,
+          baseNow,
+          'bad_signature',
+          { receiver_did: bob.did },
+        );
+        break;
+      }
+    }
+  }
+
   // issuer_mismatch
   addNegative(
     'issuer_mismatch',
-    "alice signs a body claiming iss = bob's DID, on bob's subject (issuer is checked before subject)",
+    "alice signs a body claiming iss = bob's DID and sub = bob's subject, delivered on her own (issuer is checked before subject)",
     signed(setEntry(base('iss-bob', { sub: msgSub(carol, bob), aud: carol.did }), 'iss', mp.str(bob.did))),
-    msgSub(carol, bob),
+    msgSub(carol, alice),
     baseNow,
     'issuer_mismatch',
   );

@@ -7,10 +7,13 @@ source was consulted), to show that the specification suffices to interoperate.
 It implements:
   * did:key derivation (§2.2) with its own base58btc, and the strict reverse
     direction (DID -> key) with the canonical-form checks of §2.2;
-  * a strict MessagePack decoder for the body (§4, §7 rule 5a);
-  * Ed25519 verification of "trustmesh/v1\\n" || body (§5), with the explicit
-    RFC 8032 §5.1.7 checks (S < L, A and R decode to curve points) followed by
-    the verification equation of the `cryptography` package (OpenSSL);
+  * a strict MessagePack decoder for the body (§4, §7 rule 5a), with the
+    weighted work budget of §4 rule 11 counted over the decoded value;
+  * Ed25519 verification of "trustmesh/v1\\n" || body (§5): the public-key
+    rules K1-K3 (y < p; decodes to a point; [8]A is not the neutral element,
+    computed here with its own point arithmetic), S < L, and the cofactorless
+    equation with R compared as bytes, which is what the `cryptography`
+    package (OpenSSL) checks;
   * the receiver rules of §7 in order, including the bounded replay memory and
     its floor.
 
@@ -57,6 +60,10 @@ assert SIGNING_PREFIX.hex() == "74727573746d6573682f76310a"
 MULTICODEC_ED25519_PUB = b"\xed\x01"
 DID_PREFIX = "did:key:"
 MAX_NESTING = 32
+# §4 rule 11: the work budget and the weights of the item count.
+MAX_ITEMS = 32768
+WEIGHT_CONTAINER = 3
+WEIGHT_BIN = 10
 IAT_MAX = 2**53 - 1
 
 
@@ -126,6 +133,8 @@ def public_key_from_did(did: str) -> bytes:
     key = raw[2:]
     if did_from_public_key(key) != did:
         raise ValueError("does not re-encode to the identical string")
+    if ed25519_key_refused(key):
+        raise ValueError("names a public key that §5 refuses")
     return key
 
 
@@ -276,8 +285,19 @@ def _decode_map(r: _Reader, count: int, level: int) -> dict:
     return out
 
 
+def item_count(value) -> int:
+    """§4 rule 11: every value weighs 1, a map or array 3, a bin 10; every map key 1."""
+    if isinstance(value, dict):
+        return WEIGHT_CONTAINER + sum(1 + item_count(v) for v in value.values())
+    if isinstance(value, list):
+        return WEIGHT_CONTAINER + sum(item_count(v) for v in value)
+    if isinstance(value, bytes):
+        return WEIGHT_BIN
+    return 1
+
+
 def decode_body(body: bytes) -> dict:
-    """Rule 5a: one well-formed MessagePack map, nothing after it."""
+    """Rule 5a: one well-formed MessagePack map, nothing after it, within the work budget."""
     if not body:
         raise MsgpackError("empty body")
     first = body[0]
@@ -288,6 +308,9 @@ def decode_body(body: bytes) -> dict:
     if r.pos != len(body):
         raise MsgpackError(f"{len(body) - r.pos} byte(s) after the map")
     assert isinstance(value, dict)
+    items = item_count(value)
+    if items > MAX_ITEMS:
+        raise MsgpackError(f"{items} items exceed the work budget of {MAX_ITEMS}")
     return value
 
 
@@ -324,15 +347,54 @@ def ed25519_point_decodes(enc: bytes) -> bool:
     return True
 
 
+def _ed25519_decode(enc: bytes):
+    """RFC 8032 §5.1.3: the affine point (x, y), or None."""
+    if not ed25519_point_decodes(enc):
+        return None
+    y = int.from_bytes(enc, "little") & ((1 << 255) - 1)
+    u = (y * y - 1) % ED_P
+    v = (ED_D * y * y + 1) % ED_P
+    x = (u * pow(v, 3, ED_P) * pow(u * pow(v, 7, ED_P), (ED_P - 5) // 8, ED_P)) % ED_P
+    if (v * x * x) % ED_P != u:
+        x = (x * ED_SQRT_M1) % ED_P
+    if (x & 1) != (enc[31] >> 7):
+        x = (-x) % ED_P
+    return (x, y)
+
+
+def _ed25519_add(p1, p2):
+    """Affine twisted Edwards addition, -x^2 + y^2 = 1 + d x^2 y^2 (complete for Ed25519)."""
+    (x1, y1), (x2, y2) = p1, p2
+    t = (ED_D * x1 * x2 * y1 * y2) % ED_P
+    x3 = ((x1 * y2 + y1 * x2) * pow(1 + t, ED_P - 2, ED_P)) % ED_P
+    y3 = ((y1 * y2 + x1 * x2) * pow(1 - t, ED_P - 2, ED_P)) % ED_P
+    return (x3, y3)
+
+
+def ed25519_key_refused(public_key: bytes) -> bool:
+    """§5 K1-K3: y not reduced, not a curve point, or of small order ([8]A = (0, 1))."""
+    if len(public_key) != 32:
+        return True
+    y = int.from_bytes(public_key, "little") & ((1 << 255) - 1)
+    if y >= ED_P:  # K1
+        return True
+    point = _ed25519_decode(public_key)
+    if point is None:  # K2
+        return True
+    for _ in range(3):  # K3: double three times
+        point = _ed25519_add(point, point)
+    return point == (0, 1)
+
+
 def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
     if len(public_key) != 32 or len(signature) != 64:
         return False
+    if ed25519_key_refused(public_key):  # §5 K1-K3
+        return False
     s = int.from_bytes(signature[32:], "little")
-    if s >= ED_L:  # §5: S must be canonical
+    if s >= ED_L:  # §5 S1: S must be canonical
         return False
-    if not ed25519_point_decodes(public_key):  # §5: A must be a curve point
-        return False
-    if not ed25519_point_decodes(signature[:32]):  # §5: R must be a curve point
+    if not ed25519_point_decodes(signature[:32]):  # S2 compares R as bytes: a non-point never matches
         return False
     try:
         Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
@@ -672,7 +734,55 @@ def self_tests() -> list[tuple[str, list[str]]]:
             errs.append(f"§2.2 strict DID decoder accepted {d!r}")
         except ValueError:
             pass
+    # §2.2: the DID of a key §5 refuses (the neutral element, y = p + 1) is refused too.
+    for key in (bytes.fromhex("01" + "00" * 31), bytes.fromhex("ee" + "ff" * 30 + "7f")):
+        try:
+            public_key_from_did(did_from_public_key(key))
+            errs.append(f"§2.2 DID decoder accepted the refused key {key.hex()}")
+        except ValueError:
+            pass
     out.append(("self-test/did-key", errs))
+    out.extend(external_suites())
+    return out
+
+
+# §5 against the two external suites beside the repository (../shared/vectors/ed25519),
+# when present: Wycheproof's 151 tests, and the 12 "Taming the many EdDSAs" cases, of
+# which §5 accepts exactly cases 2 and 3.
+SPECCHECK_ACCEPTED = {2, 3}
+
+
+def external_suites() -> list[tuple[str, list[str]]]:
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..",
+                        "shared", "vectors", "ed25519")
+    wyche = os.path.join(root, "wycheproof_ed25519_test.json")
+    spec = os.path.join(root, "speccheck_cases.json")
+    if not (os.path.exists(wyche) and os.path.exists(spec)):
+        sys.stderr.write(f"independent_check.py: {root} is absent; external suites skipped\n")
+        return []
+    errs = []
+    with open(wyche, encoding="utf-8") as fh:
+        groups = json.load(fh)["testGroups"]
+    count = 0
+    for g in groups:
+        pk = bytes.fromhex(g["publicKey"]["pk"])
+        for t in g["tests"]:
+            count += 1
+            got = ed25519_verify(pk, bytes.fromhex(t["msg"]), bytes.fromhex(t["sig"]))
+            if got != (t["result"] == "valid"):
+                errs.append(f"wycheproof tcId {t['tcId']}: expected {t['result']}, got {got}")
+    if count != 151:
+        errs.append(f"wycheproof: {count} tests, expected 151")
+    out = [("self-test/wycheproof", errs)]
+    errs = []
+    with open(spec, encoding="utf-8") as fh:
+        cases = json.load(fh)
+    for i, c in enumerate(cases):
+        got = ed25519_verify(bytes.fromhex(c["pub_key"]), bytes.fromhex(c["message"]),
+                             bytes.fromhex(c["signature"]))
+        if got != (i in SPECCHECK_ACCEPTED):
+            errs.append(f"speccheck case {i}: got {'accepted' if got else 'refused'}")
+    out.append(("self-test/speccheck", errs))
     return out
 
 
