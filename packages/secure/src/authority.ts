@@ -241,6 +241,7 @@ class Authority implements MeshAuthority {
   readonly dir: string;
   readonly #keys: Keys;
   #file: MeshFile;
+  #updates: Promise<unknown> = Promise.resolve();
 
   constructor(dir: string, file: MeshFile, keys: Keys) {
     this.dir = dir;
@@ -299,6 +300,14 @@ class Authority implements MeshAuthority {
 
   async revoke(did: string, options: { server?: NatsConnection | string | string[] } = {}): Promise<AccountPushResult | undefined> {
     const userNkey = userNkeyFromDid(did);
+    // One account JWT at a time: concurrent revocations must not overwrite each other's list.
+    const done = this.#updates.then(() => this.#revoke(userNkey));
+    this.#updates = done.catch(() => undefined);
+    await done;
+    return options.server === undefined ? undefined : this.pushAccount(options.server);
+  }
+
+  async #revoke(userNkey: string): Promise<void> {
     // nats-server keeps the newer of two account JWTs by `iat` (whole seconds). A revocation signed in the
     // same second as the JWT it replaces would tie, and a restart from a config that preloads the older
     // JWT would then un-revoke. So the new JWT is always signed in a later second (test/revocation.spec.ts).
@@ -310,7 +319,6 @@ class Authority implements MeshAuthority {
     const file: MeshFile = { ...this.#file, account: { ...this.#file.account, jwt }, revocations };
     await writeFileAtomic(join(this.dir, FILES.mesh), `${JSON.stringify(file, null, 2)}\n`);
     this.#file = file;
-    return options.server === undefined ? undefined : this.pushAccount(options.server);
   }
 
   revokedAt(did: string): number | undefined {

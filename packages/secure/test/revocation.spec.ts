@@ -82,6 +82,29 @@ describe('revocation', () => {
   });
 });
 
+describe('revocation - concurrency and restart', () => {
+  it('revoke - concurrent revocations all land in the account JWT, survive a fixture restart, and a bystander reconnects', async () => {
+    const admitted = await Promise.all([0, 1, 2].map(() => fx.admitted('agent')));
+    const stayer = await fx.admitted('agent');
+    await Promise.all(admitted.map(({ key }) => fx.authority.revoke(key.did)));
+    await fx.authority.pushAccount(fx.url);
+    for (const { key } of admitted) expect(fx.authority.revokedAt(key.did)).toBeGreaterThan(0);
+    await Promise.all(admitted.map(({ nc }) => nc.closed()));
+
+    const back = (async () => {
+      for await (const status of stayer.nc.status()) if (status.type === 'reconnect') return true;
+      return false;
+    })();
+    await fx.restart();
+    expect(await back).toBe(true);
+    for (const { key, admission } of admitted) {
+      expect(await refusedToConnect(connect(secureConnectOptions(key, admission.jwt, fx.url, { maxReconnectAttempts: 0 })))).toMatch(
+        /Authorization Violation/,
+      );
+    }
+  });
+});
+
 describe('revocation - restarts', () => {
   const cleanup: Array<() => Promise<unknown>> = [];
   afterEach(async () => {

@@ -57,6 +57,12 @@ export interface SecureNatsFixture {
   admitted(role?: Role, options?: Partial<AdmitOptions>): Promise<Admitted>;
   /** A connection of the system account user (account updates). */
   connectSystem(): Promise<NatsConnection>;
+  /**
+   * Stops the server and starts it again on the same port, JetStream store and
+   * resolver directory, with the authority's current config; clients with
+   * reconnect enabled come back.
+   */
+  restart(): Promise<void>;
   /** Registers a connection opened some other way, so it is closed after the test. */
   track(nc: NatsConnection): NatsConnection;
 }
@@ -65,6 +71,7 @@ export function withSecureNats(init: SecureNatsInit = {}): SecureNatsFixture {
   const mesh = init.mesh ?? uniqueMesh('s');
   const serverLog: string[] = [];
   let dir: string | undefined;
+  let storeDir: string | undefined;
   let authority: MeshAuthority | undefined;
   let server: NatsServerHandle | undefined;
   const connections: NatsConnection[] = [];
@@ -77,13 +84,8 @@ export function withSecureNats(init: SecureNatsInit = {}): SecureNatsFixture {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'trustmesh-mesh-'));
     authority = await createMeshAuthority({ dir, mesh });
-    server = await startNatsServer({
-      extraConfig: `${authority.serverConfig()}\n${init.extraConfig ?? ''}`,
-      log: (line) => {
-        serverLog.push(line);
-        init.log?.(line);
-      },
-    });
+    storeDir = await mkdtemp(join(tmpdir(), 'trustmesh-mesh-store-'));
+    server = await start();
     if (server.port === SHARED_NATS_PORT) throw new Error(`withSecureNats(): the private server took the shared port ${SHARED_NATS_PORT}`);
   });
 
@@ -93,8 +95,19 @@ export function withSecureNats(init: SecureNatsInit = {}): SecureNatsFixture {
 
   afterAll(async () => {
     await server?.stop();
-    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+    for (const path of [dir, storeDir]) if (path !== undefined) await rm(path, { recursive: true, force: true });
   });
+
+  const start = (port?: number) =>
+    startNatsServer({
+      extraConfig: `${ready(authority).serverConfig()}\n${init.extraConfig ?? ''}`,
+      storeDir: ready(storeDir),
+      ...(port !== undefined && { port }),
+      log: (line) => {
+        serverLog.push(line);
+        init.log?.(line);
+      },
+    });
 
   const fixture: SecureNatsFixture = {
     mesh,
@@ -127,6 +140,11 @@ export function withSecureNats(init: SecureNatsInit = {}): SecureNatsFixture {
       connections.push(nc);
       return nc;
     },
+    async restart() {
+      const port = ready(server).port;
+      await ready(server).stop();
+      server = await start(port);
+    },
     track(nc) {
       connections.push(nc);
       return nc;
@@ -150,7 +168,10 @@ export interface KvLike {
 export interface KvModuleLike {
   Kvm: new (
     nc: NatsConnection,
-  ) => { create(name: string, options?: Record<string, unknown>): Promise<KvLike>; open(name: string): Promise<KvLike> };
+  ) => {
+    create(name: string, options?: Record<string, unknown>): Promise<KvLike>;
+    open(name: string, options?: Record<string, unknown>): Promise<KvLike>;
+  };
 }
 
 /**
