@@ -10,8 +10,7 @@ import {
   joinMesh,
   RemoteError,
   RequestTimeoutError,
-  TYPE_ERROR,
-  TYPE_REPLY,
+  MESSAGE_TYPES,
   type Agent,
   type MessageContext,
 } from '@trustmesh/client';
@@ -29,7 +28,7 @@ import { uniqueMesh, withNats } from '@trustmesh/test-utils';
 import { capture } from '@trustmesh/test-utils';
 import { nextEvent, sleep, waitFor } from '@trustmesh/test-utils';
 
-const nats = withNats({ jetstream: false });
+const nats = withNats();
 
 /** Two agents on a fresh mesh; bob joins second, so each has to learn the other from presence. */
 async function pair(mesh = uniqueMesh()): Promise<{ mesh: string; alice: Agent; bob: Agent }> {
@@ -48,7 +47,7 @@ describe('mesh', () => {
       seen.push(ctx);
       return (data as number[]).reduce((a, b) => a + b, 0);
     });
-    const replyFrame = nextEvent(alice, 'accepted', (f) => f.typ === TYPE_REPLY);
+    const replyFrame = nextEvent(alice, 'accepted', (f) => f.typ === MESSAGE_TYPES.reply);
 
     await expect(alice.request(bob.did, 'add', [1, 2, 3])).resolves.toBe(6);
 
@@ -185,7 +184,7 @@ describe('mesh', () => {
     const err = await alice.request(bob.did, 'boom', null, { timeoutMs: 3_000 }).catch((e: unknown) => e);
 
     expect(err).toBeInstanceOf(RemoteError);
-    expect((err as RemoteError).code).toBe('handler_error');
+    expect((err as RemoteError).remoteCode).toBe('handler_error');
     expect((err as RemoteError).from).toBe(bob.did);
     expect((err as RemoteError).message).toContain('kaput');
     const [thrown] = await handlerError;
@@ -201,17 +200,18 @@ describe('mesh', () => {
     });
     await expect(alice.request(bob.did, 'boom', null, { timeoutMs: 3_000 })).rejects.toMatchObject({
       name: 'RemoteError',
-      code: 'handler_error',
+      code: 'remote_error',
+      remoteCode: 'handler_error',
       message: expect.stringContaining('async kaput'),
     });
   });
 
   it('mesh - a request for an unregistered type gives RemoteError no_handler', async () => {
     const { alice, bob } = await pair();
-    const errorFrame = nextEvent(alice, 'accepted', (f) => f.typ === TYPE_ERROR);
+    const errorFrame = nextEvent(alice, 'accepted', (f) => f.typ === MESSAGE_TYPES.error);
     const err = await alice.request(bob.did, 'no-such-type', null, { timeoutMs: 3_000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RemoteError);
-    expect((err as RemoteError).code).toBe('no_handler');
+    expect((err as RemoteError).remoteCode).toBe('no_handler');
     const [frame] = await errorFrame;
     expect(frame.iss).toBe(bob.did);
   });
@@ -275,7 +275,8 @@ describe('mesh', () => {
     bob.handle('huge', () => 'x'.repeat(2 * 1024 * 1024));
     await expect(alice.request(bob.did, 'huge', null, { timeoutMs: 3_000 })).rejects.toMatchObject({
       name: 'RemoteError',
-      code: 'reply_too_large',
+      code: 'remote_error',
+      remoteCode: 'reply_too_large',
     });
   });
 
@@ -288,7 +289,8 @@ describe('mesh', () => {
     });
     await expect(alice.request(bob.did, 'circular', null, { timeoutMs: 3_000 })).rejects.toMatchObject({
       name: 'RemoteError',
-      code: 'reply_unencodable',
+      code: 'remote_error',
+      remoteCode: 'reply_unencodable',
     });
   });
 
@@ -379,13 +381,20 @@ describe('mesh', () => {
     }
     const replies = meshTraffic.messages.filter((m) => {
       const opened = openFrame(m.data);
-      return opened.ok && (opened.frame.typ === TYPE_REPLY || opened.frame.typ === TYPE_ERROR);
+      return opened.ok && (opened.frame.typ === MESSAGE_TYPES.reply || opened.frame.typ === MESSAGE_TYPES.error);
     });
     expect(replies).toHaveLength(3);
     for (const reply of replies) expect(reply.subject).toBe(`tm.${mesh}.rep.${alice.agentId}.${bob.agentId}`);
-    expect(inboxTraffic.messages).toEqual([]);
-    const outside = everything.messages.filter((m) => !m.subject.startsWith(`tm.${mesh}.`));
-    expect(outside.map((m) => m.subject)).toEqual([]);
+    // _INBOX carries only JetStream's answers to the presence registry's KV calls: API replies and,
+    // for a joiner's registry read, copies of presence frames already published under the mesh root.
+    const published = (data: Uint8Array) => meshTraffic.messages.some((m) => Buffer.from(m.data).equals(Buffer.from(data)));
+    for (const m of inboxTraffic.messages) if (openFrame(m.data).ok) expect(published(m.data)).toBe(true);
+    // Outside the mesh root: the presence registry (KV puts of the same signed presence frames, and JetStream API calls).
+    const outside = everything.messages.filter((m) => !m.subject.startsWith(`tm.${mesh}.`) && !m.subject.startsWith('_INBOX.'));
+    for (const m of outside)
+      expect(m.subject, m.subject).toMatch(new RegExp(`^(\\$KV\\.tm_${mesh}_presence\\.|\\$JS\\.API\\.|\\$JS\\.EVENT\\.ADVISORY\\.)`));
+    const registryPuts = outside.filter((m) => m.subject.startsWith(`$KV.tm_${mesh}_presence.`));
+    for (const put of registryPuts) expect(published(put.data)).toBe(true);
   });
 
   it('mesh - 200 agents share one NatsConnection and each answers a request from agent 0', { timeout: 60_000 }, async () => {
@@ -394,7 +403,7 @@ describe('mesh', () => {
     try {
       const agents = await Promise.all(
         Array.from({ length: 200 }, (_, i) =>
-          joinMesh({ mesh, name: `agent-${i}`, connection: nc, answerJoins: false }).then((agent) => {
+          joinMesh({ mesh, name: `agent-${i}`, connection: nc }).then((agent) => {
             nats.track(agent);
             agent.handle('whoami', (_data, ctx) => ({ name: agent.name, asker: ctx.from }));
             return agent;
@@ -544,11 +553,9 @@ describe('mesh presence hub', () => {
     const nc = await connect({ servers: nats.url });
     const spy = vi.spyOn(FrameVerifier.prototype, 'verify');
     try {
-      const locals = await Promise.all(
-        Array.from({ length: 50 }, (_, i) => joinMesh({ mesh, name: `local-${i}`, connection: nc, answerJoins: false })),
-      );
+      const locals = await Promise.all(Array.from({ length: 50 }, (_, i) => joinMesh({ mesh, name: `local-${i}`, connection: nc })));
       spy.mockClear();
-      const newcomer = await nats.join({ mesh, name: 'newcomer', answerJoins: false });
+      const newcomer = await nats.join({ mesh, name: 'newcomer' });
       await waitFor(() => locals.every((a) => knows(a, newcomer)), 'every local agent to learn the newcomer');
       const presenceSubject = subjects.presence(mesh, newcomer.agentId);
       const verifications = spy.mock.calls.filter(([, context]) => context.subject === presenceSubject).length;

@@ -1,3 +1,5 @@
+import { describeThrown } from './text.ts';
+
 /** Minimal typed event emitter: listener errors are contained and reported, never thrown into the receive path. */
 export class Emitter<Events extends { [K in keyof Events]: (...args: never[]) => void }> {
   private readonly listeners = new Map<keyof Events, Set<Events[keyof Events]>>();
@@ -13,6 +15,10 @@ export class Emitter<Events extends { [K in keyof Events]: (...args: never[]) =>
     this.listeners.get(event)?.delete(listener);
   }
 
+  hasListeners(event: keyof Events): boolean {
+    return (this.listeners.get(event)?.size ?? 0) > 0;
+  }
+
   protected emit<K extends keyof Events>(event: K, ...args: Parameters<Events[K]>): void {
     const set = this.listeners.get(event);
     if (set === undefined) return;
@@ -22,8 +28,7 @@ export class Emitter<Events extends { [K in keyof Events]: (...args: never[]) =>
       } catch (err) {
         // A listener that throws on some frame must not let that frame crash the
         // process (an attacker could pick it); it is reported as a warning instead.
-        const message = err instanceof Error ? err.message : typeof err === 'string' ? err : typeof err;
-        process.emitWarning(`a '${String(event)}' listener threw: ${message}`, { code: 'TRUSTMESH_LISTENER_ERROR' });
+        process.emitWarning(`a '${String(event)}' listener threw: ${describeThrown(err)}`, { code: 'TRUSTMESH_LISTENER_ERROR' });
       }
     }
   }

@@ -1,8 +1,9 @@
 /**
  * @packageDocumentation
- * The TrustMesh mesh client. An {@link Agent} joins a mesh over NATS with its
- * did:key identity, signs every frame it sends and verifies every frame it
- * receives before a handler sees it.
+ * The TrustMesh mesh client. An agent joins a mesh over NATS with its did:key
+ * identity, signs every frame it sends and verifies every frame it receives
+ * before a handler sees it. Trust, kill switch, breakers and delegation plug in
+ * as {@link AgentExtension}s: inbound guards, outbound guards and request interceptors.
  *
  * @example
  * ```ts
@@ -14,7 +15,29 @@
  * await alice.leave(); await bob.leave()
  * ```
  */
-export { Agent, joinMesh, DEFAULT_REQUEST_TIMEOUT_MS, TYPE_PRESENCE, TYPE_REPLY, TYPE_ERROR } from './agent.ts';
-export type { AgentInit, AgentEvents, AgentStats, Handler, MessageContext, RejectionEvent, RequestOptions } from './agent.ts';
+export { joinMesh, DEFAULT_REQUEST_TIMEOUT_MS } from './agent.ts';
+export type { Agent, AgentInit, RequestOptions } from './agent.ts';
+export type { AgentEvents, AgentStats, RejectionEvent } from './ledger.ts';
+export type { Handler, MessageContext, DispatchLimits } from './dispatch.ts';
+export { DEFAULT_DISPATCH_LIMITS } from './dispatch.ts';
+export { DEFAULT_INTAKE_LIMITS } from './intake.ts';
+export type { IntakeLimits } from './intake.ts';
+export type {
+  AgentExtension,
+  ExtensionPort,
+  InboundGuard,
+  InboundFrame,
+  OutboundGuard,
+  OutboundMessage,
+  RequestInterceptor,
+  RequestCall,
+  Refusal,
+  PeerRef,
+} from './extensions.ts';
 export type { PeerInfo, Lineage, PresenceStatus, PresenceData } from './presence.ts';
-export { RequestTimeoutError, RemoteError, AgentClosedError, FrameTooLargeError } from './errors.ts';
+export { PRESENCE_LIMITS } from './presence.ts';
+export { DEFAULT_PRESENCE } from './presence-hub.ts';
+export { RequestTimeoutError, RemoteError, AgentClosedError, FrameTooLargeError, SendRefusedError } from './errors.ts';
+export { describeThrown, cleanText, MAX_PEER_TEXT } from './text.ts';
+/** Protocol message types, re-exported for handlers and tests. */
+export { MESSAGE_TYPES } from '@trustmesh/protocol';

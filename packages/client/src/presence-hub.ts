@@ -1,80 +1,379 @@
+import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { FrameVerifier, subjects, type VerifyResult } from '@trustmesh/protocol';
+import { byteKey, FrameVerifier, MESSAGE_TYPES, meshBuckets, meshSubjects, type OpenedFrame, type MeshSubjects } from '@trustmesh/protocol';
+import type { RejectionEvent } from './ledger.ts';
+import { Intake } from './intake.ts';
+import { parsePresence, type PeerInfo, type PresenceStatus } from './presence.ts';
 
-/** An agent, as far as the hub is concerned. */
-export interface PresenceListener {
-  onPresenceResult(subject: string, size: number, result: VerifyResult): void;
-}
-
-export interface PresenceHubSettings {
+export interface PresenceSettings {
   mesh: string;
-  maxFrameBytes: number;
+  /** Presence frames larger than this are refused unread (much smaller than the message limit); default 8 KiB. */
+  maxPresenceBytes: number;
+  /** Mean interval of `alive` heartbeats; each is jittered by ±20 %. Default 15 s. */
+  heartbeatMs: number;
+  /** A peer silent for this long is expired (`peerLeft` with reason `expired`). Default 3 heartbeats. */
+  expiryMs: number;
+  /** Most peers tracked; past it the least recently seen is evicted. Default 65,536. */
+  maxPeers: number;
+  /** Read and write the JetStream KV presence registry (when the server has JetStream). Default true. */
+  registry: boolean;
   windowMs?: number;
   maxReplayEntries?: number;
-  /** An injected clock makes the hub private to its agent. */
-  now?: () => number;
+  now: () => number;
 }
 
-const shared = new WeakMap<NatsConnection, Map<string, PresenceHub>>();
+export const DEFAULT_PRESENCE = {
+  maxPresenceBytes: 8 * 1024,
+  heartbeatMs: 15_000,
+  maxPeers: 65_536,
+} as const;
+
+/** A local agent, as the hub sees it. */
+export interface PresenceMember {
+  readonly agentId: string;
+  /** Signs and publishes a presence frame; returns its bytes (for the registry), or undefined if it could not be sent. */
+  announce(status: PresenceStatus): Uint8Array | undefined;
+  peerJoined(peer: PeerInfo): void;
+  peerLeft(peer: PeerInfo, reason: 'leave' | 'expired' | 'evicted'): void;
+  rejected(event: RejectionEvent): void;
+}
+
+interface Peer extends PeerInfo {
+  keyId: string;
+}
+
+export interface PresenceStats {
+  received: number;
+  accepted: number;
+  rejected: Map<string, number>;
+  registryReads: number;
+}
+
+const hubs = new WeakMap<NatsConnection, Map<string, PresenceHub>>();
 
 /**
- * One presence subscription and one verifier per (connection, mesh, verifier
- * settings). Presence is broadcast: with N agents on one connection, each
- * frame would otherwise be verified N times and a mesh of N joining agents
- * would cost N² signature checks in one process. The hub verifies each frame
- * once (one replay memory, as for one receiver) and hands the result to every
- * local agent.
+ * Presence for every agent of one (connection, mesh): one subscription, one
+ * verifier, one peer directory and one timer, however many local agents.
+ *
+ * Work is O(joins) per process, never O(agents x joins): nobody answers a join.
+ * A joiner reads the JetStream KV registry of signed presence records once
+ * (each record verified once, statelessly), and learns later changes from live
+ * presence frames, each verified once per process. Heartbeats keep peers alive
+ * and refresh the registry; silent peers expire. A presence frame applies only
+ * if its `iat` is newer than the last one applied for its signer, and a leave
+ * or expiry leaves a tombstone for one window, so replayed old joins and leaves
+ * change nothing. The directory is capped (least recently seen goes first).
+ * See docs/decisions/0005-presence-registry.md.
  */
 export class PresenceHub {
-  private readonly listeners = new Set<PresenceListener>();
+  readonly stats: PresenceStats = { received: 0, accepted: 0, rejected: new Map(), registryReads: 0 };
+  private readonly members = new Map<string, { member: PresenceMember; nextBeat: number }>();
+  private readonly directory = new Map<string, Peer>();
+  private readonly keyIds = new Set<string>();
+  private readonly tombstones = new Map<string, number>();
   private readonly verifier: FrameVerifier;
-  private readonly subscription: Subscription;
+  private readonly subjects: MeshSubjects;
+  private readonly intake: Intake;
+  private subscription: Subscription | undefined;
+  private registry: KV | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  /** Set when the registry could not be used (no JetStream): a warning for whoever asks. */
+  registryProblem: string | undefined;
 
   private constructor(
-    nc: NatsConnection,
-    settings: PresenceHubSettings,
+    private readonly nc: NatsConnection,
+    private readonly settings: PresenceSettings,
     private readonly release: () => void,
   ) {
+    this.subjects = meshSubjects(settings.mesh);
     this.verifier = new FrameVerifier({
-      maxFrameBytes: settings.maxFrameBytes,
+      maxFrameBytes: settings.maxPresenceBytes,
+      now: settings.now,
+      isKnown: (agentId) => this.directory.has(agentId),
       ...(settings.windowMs !== undefined && { windowMs: settings.windowMs }),
       ...(settings.maxReplayEntries !== undefined && { maxEntries: settings.maxReplayEntries }),
-      ...(settings.now !== undefined && { now: settings.now }),
     });
-    this.subscription = nc.subscribe(subjects.presenceAll(settings.mesh), {
-      callback: (err, msg) => {
-        if (err !== null) return; // subscription closed; nothing was delivered
-        const result = this.verifier.verify(msg.data, { subject: msg.subject });
-        for (const listener of this.listeners) listener.onPresenceResult(msg.subject, msg.data.length, result);
-      },
-    });
+    this.intake = new Intake(
+      (subject, data) => this.onFrame(subject, data),
+      (subject, data, detail) =>
+        this.refuse({ reason: 'overloaded', detail, subject, size: data.length, blame: 'none', publisherAuthenticated: false }),
+      (keyId) => this.keyIds.has(keyId),
+    );
   }
 
-  /** The hub for this connection and settings, created on first use. */
-  static attach(nc: NatsConnection, settings: PresenceHubSettings, listener: PresenceListener): PresenceHub {
-    if (settings.now !== undefined) {
-      const hub = new PresenceHub(nc, settings, () => undefined);
-      hub.listeners.add(listener);
-      return hub;
-    }
-    const key = [settings.mesh, settings.maxFrameBytes, settings.windowMs ?? '', settings.maxReplayEntries ?? ''].join('\u0000');
-    let hubs = shared.get(nc);
-    if (hubs === undefined) shared.set(nc, (hubs = new Map()));
-    let hub = hubs.get(key);
+  /** The hub for this connection and mesh settings, created (subscribed, registry read) on first use. */
+  static async attach(nc: NatsConnection, settings: PresenceSettings, member: PresenceMember, shareable: boolean): Promise<PresenceHub> {
+    const key = [
+      settings.mesh,
+      settings.maxPresenceBytes,
+      settings.heartbeatMs,
+      settings.expiryMs,
+      settings.maxPeers,
+      settings.registry,
+      settings.windowMs ?? '',
+      settings.maxReplayEntries ?? '',
+    ].join('\u0000');
+    let registry = hubs.get(nc);
+    if (registry === undefined) hubs.set(nc, (registry = new Map()));
+    let hub = shareable ? registry.get(key) : undefined;
     if (hub === undefined) {
-      const registry = hubs;
-      hub = new PresenceHub(nc, settings, () => registry.delete(key));
-      hubs.set(key, hub);
+      const own = registry;
+      hub = new PresenceHub(nc, settings, shareable ? () => own.delete(key) : () => undefined);
+      if (shareable) registry.set(key, hub);
+      await hub.start();
     }
-    hub.listeners.add(listener);
+    hub.members.set(member.agentId, { member, nextBeat: hub.nextBeat() });
     return hub;
   }
 
-  /** Stops delivering to `listener`; the last one out closes the subscription. */
-  async detach(listener: PresenceListener): Promise<void> {
-    this.listeners.delete(listener);
-    if (this.listeners.size > 0) return;
+  /** Known peers' agent ids and header keys: the intake serves them first. */
+  isPeer(agentId: string): boolean {
+    return this.directory.has(agentId);
+  }
+
+  isPeerKey(keyId: string): boolean {
+    return this.keyIds.has(keyId);
+  }
+
+  peers(except: string): PeerInfo[] {
+    const out: PeerInfo[] = [];
+    for (const peer of this.directory.values()) {
+      if (peer.agentId === except) continue;
+      const { keyId: _, ...info } = peer;
+      out.push({ ...info, capabilities: [...info.capabilities] });
+    }
+    return out;
+  }
+
+  peer(agentId: string): PeerInfo | undefined {
+    const peer = this.directory.get(agentId);
+    if (peer === undefined) return undefined;
+    const { keyId: _, ...info } = peer;
+    return { ...info, capabilities: [...info.capabilities] };
+  }
+
+  get peerCount(): number {
+    return this.directory.size;
+  }
+
+  /** Publishes `status` for a member and records it in the registry; resolves once the registry has it. */
+  async announce(member: PresenceMember, status: PresenceStatus): Promise<void> {
+    const bytes = member.announce(status);
+    if (bytes === undefined || this.registry === undefined) return;
+    // The registry is an optimisation for joiners; a failed put is repaired by the next heartbeat.
+    await this.registry.put(member.agentId, bytes).catch(() => undefined);
+  }
+
+  /** Stops serving `member`; the last one out closes the subscription and the timer. */
+  async detach(member: PresenceMember): Promise<void> {
+    this.members.delete(member.agentId);
+    if (this.members.size > 0) return;
     this.release();
-    await this.subscription.drain().catch(() => undefined);
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.subscription?.drain().catch(() => undefined);
+  }
+
+  private async start(): Promise<void> {
+    this.subscription = this.nc.subscribe(this.subjects.presenceAll, {
+      callback: (err, msg) => {
+        if (err !== null) return; // subscription closed; nothing was delivered
+        try {
+          this.stats.received++;
+          // Checked before anything else, before the frame waits or is verified.
+          if (msg.data.length > this.settings.maxPresenceBytes) {
+            this.refuse({
+              reason: 'too_large',
+              detail: `presence frame of ${msg.data.length} bytes > ${this.settings.maxPresenceBytes}`,
+              subject: msg.subject,
+              size: msg.data.length,
+              blame: 'publisher',
+              publisherAuthenticated: false,
+            });
+            return;
+          }
+          this.intake.push(msg.subject, msg.data);
+        } catch (err) {
+          process.emitWarning(`presence callback failed: ${err instanceof Error ? err.message : typeof err}`, {
+            code: 'TRUSTMESH_INTERNAL',
+          });
+        }
+      },
+    });
+    if (this.settings.registry) await this.readRegistry();
+    await this.nc.flush();
+    const tickMs = Math.max(50, Math.min(1_000, Math.floor(this.settings.heartbeatMs / 4)));
+    this.timer = setInterval(() => this.tick(), tickMs);
+    this.timer.unref();
+  }
+
+  private async readRegistry(): Promise<void> {
+    try {
+      const kvm = new Kvm(this.nc);
+      const name = meshBuckets(this.settings.mesh).presence;
+      const ttl = Math.max(this.settings.expiryMs * 4, 60_000);
+      this.registry = await kvm.create(name, { history: 1, ttl }).catch(() => kvm.open(name));
+      const status = await this.registry.status();
+      if (status.values === 0) return;
+      const watch = await this.registry.watch();
+      const now = this.settings.now();
+      for await (const entry of watch) {
+        if (entry.operation === 'PUT') {
+          this.stats.registryReads++;
+          this.fromRegistry(entry.key, entry.value, now);
+        }
+        if ((entry.delta ?? 0) === 0) break;
+      }
+      watch.stop();
+    } catch (err) {
+      this.registry = undefined;
+      this.registryProblem = `presence registry unavailable (${err instanceof Error ? err.message : typeof err}); peers are learnt from heartbeats only`;
+    }
+  }
+
+  private fromRegistry(agentId: string, bytes: Uint8Array, now: number): void {
+    // Stateless stage only: a record may be older than the window; order and liveness decide.
+    const result = this.verifier.stateless.verify(bytes, this.subjects.presence(agentId));
+    if (!result.ok) return;
+    const presence = parsePresence(result.frame.data);
+    if (presence === undefined || result.frame.typ !== MESSAGE_TYPES.presence || result.frame.aud !== undefined) return;
+    if (presence.status === 'leave' || result.frame.iat < now - this.settings.expiryMs) return;
+    this.apply(result.frame, presence, result.frame.iat, result.signer.keyId, true);
+  }
+
+  private onFrame(subject: string, data: Uint8Array): void {
+    const result = this.verifier.verify(data, { subject });
+    if (!result.ok) {
+      this.refuse({
+        reason: result.reason,
+        detail: result.detail,
+        subject,
+        size: data.length,
+        blame: result.blame,
+        ...(result.blame === 'signer' && result.signedBy !== undefined && { signer: result.signedBy, evidence: Uint8Array.from(data) }),
+        ...publisherOf(subject),
+      });
+      return;
+    }
+    const frame = result.frame;
+    const presence =
+      frame.typ === MESSAGE_TYPES.presence && frame.aud === undefined && result.route.to === undefined
+        ? parsePresence(frame.data)
+        : undefined;
+    if (presence === undefined) {
+      this.refuse({
+        reason: 'bad_frame',
+        detail: 'presence frame with malformed data, wrong type or an aud',
+        subject,
+        size: data.length,
+        blame: 'signer',
+        signer: frame.iss,
+        evidence: frame.raw,
+        ...publisherOf(subject),
+      });
+      return;
+    }
+    this.apply(frame, presence, this.settings.now(), result.signer.keyId, false, subject);
+  }
+
+  private apply(
+    frame: OpenedFrame,
+    presence: NonNullable<ReturnType<typeof parsePresence>>,
+    seenAt: number,
+    keyId: string,
+    fromRegistry: boolean,
+    subject = '',
+  ): void {
+    const agentId = frame.iss.slice('did:key:'.length);
+    const known = this.directory.get(agentId);
+    const last = known?.iat ?? this.tombstones.get(agentId) ?? -1;
+    if (frame.iat <= last) {
+      if (!fromRegistry) {
+        this.refuse({
+          reason: 'stale',
+          detail: 'older than the last presence applied for this agent',
+          subject,
+          size: frame.raw.length,
+          blame: 'publisher',
+          ...publisherOf(subject),
+        });
+      }
+      return;
+    }
+    this.stats.accepted++;
+    if (presence.status === 'leave') {
+      this.tombstones.set(agentId, frame.iat);
+      if (known !== undefined) this.remove(known, 'leave');
+      return;
+    }
+    this.tombstones.delete(agentId);
+    const peer: Peer = {
+      did: frame.iss,
+      agentId,
+      name: presence.name,
+      version: presence.version,
+      capabilities: presence.capabilities,
+      iat: frame.iat,
+      lastSeen: seenAt,
+      keyId,
+      ...(presence.lineage !== undefined && { lineage: presence.lineage }),
+    };
+    // Re-inserting moves the peer to the end: the Map's order is least recently seen first.
+    this.directory.delete(agentId);
+    this.directory.set(agentId, peer);
+    this.keyIds.add(keyId);
+    if (known === undefined) {
+      while (this.directory.size > this.settings.maxPeers) {
+        const oldest = this.directory.values().next().value!;
+        this.remove(oldest, 'evicted');
+      }
+      if (this.directory.has(agentId))
+        for (const { member } of this.members.values()) if (member.agentId !== agentId) member.peerJoined(peer);
+    }
+  }
+
+  private remove(peer: Peer, reason: 'leave' | 'expired' | 'evicted'): void {
+    this.directory.delete(peer.agentId);
+    this.keyIds.delete(peer.keyId);
+    if (reason !== 'leave') this.tombstones.set(peer.agentId, peer.iat);
+    for (const { member } of this.members.values()) if (member.agentId !== peer.agentId) member.peerLeft(peer, reason);
+  }
+
+  private refuse(event: RejectionEvent): void {
+    this.stats.rejected.set(event.reason, (this.stats.rejected.get(event.reason) ?? 0) + 1);
+    for (const { member } of this.members.values()) member.rejected(event);
+  }
+
+  private nextBeat(): number {
+    return this.settings.now() + this.settings.heartbeatMs * (0.8 + 0.4 * Math.random());
+  }
+
+  private tick(): void {
+    try {
+      const now = this.settings.now();
+      for (const [agentId, entry] of this.members) {
+        if (entry.nextBeat > now) continue;
+        entry.nextBeat = this.nextBeat();
+        if (this.members.has(agentId)) void this.announce(entry.member, 'alive');
+      }
+      for (const peer of this.directory.values()) {
+        if (peer.lastSeen + this.settings.expiryMs < now && !this.members.has(peer.agentId)) this.remove(peer, 'expired');
+      }
+      const window = this.settings.windowMs ?? 30_000;
+      for (const [agentId, iat] of this.tombstones) if (iat < now - window - this.settings.expiryMs) this.tombstones.delete(agentId);
+    } catch (err) {
+      process.emitWarning(`presence tick failed: ${err instanceof Error ? err.message : typeof err}`, { code: 'TRUSTMESH_INTERNAL' });
+    }
   }
 }
+
+/** The subject's last token as a DID, if it looks like an agent id (not checked further: it names, it does not prove). */
+export function publisherOf(subject: string): { publisher?: string; publisherAuthenticated: false } {
+  const dot = subject.lastIndexOf('.');
+  const token = subject.slice(dot + 1);
+  return token.startsWith('z6Mk') && token.length <= 64
+    ? { publisher: `did:key:${token}`, publisherAuthenticated: false }
+    : { publisherAuthenticated: false };
+}
+
+export const keyIdOf = (publicKey: Uint8Array): string => byteKey(publicKey);

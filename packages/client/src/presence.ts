@@ -14,7 +14,9 @@ export interface PeerInfo {
   version: string;
   capabilities: string[];
   lineage?: Lineage;
-  /** Receive time (ms) of the last verified presence frame. */
+  /** When (ms) the last presence frame applied for this peer was issued (its `iat`). */
+  iat: number;
+  /** Receive time (ms) of the last verified presence frame (or registry read). */
   lastSeen: number;
 }
 
@@ -26,6 +28,9 @@ export interface PresenceData {
   capabilities: string[];
   lineage?: { model?: string; prompt_hash?: string; config_hash?: string };
 }
+
+/** Normative claim bounds of docs/protocol.md §9 (UTF-16 units here are a lower bound of UTF-8 bytes; both are checked). */
+export const PRESENCE_LIMITS = { name: 128, version: 64, capabilities: 256, capability: 128, lineageValue: 256 } as const;
 
 export function presenceData(
   status: PresenceStatus,
@@ -44,23 +49,30 @@ export function presenceData(
   return data;
 }
 
-const isShortText = (v: unknown, max: number): v is string => typeof v === 'string' && v.length <= max;
+const isShortText = (v: unknown, max: number): v is string => typeof v === 'string' && v.length <= max && Buffer.byteLength(v) <= max;
+
+export interface ParsedPresence {
+  status: PresenceStatus;
+  name: string;
+  version: string;
+  capabilities: string[];
+  lineage?: Lineage;
+}
 
 /** Validates peer-supplied presence data; undefined when malformed (signed is not the same as well formed). */
-export function parsePresence(
-  data: unknown,
-): { status: PresenceStatus; name: string; version: string; capabilities: string[]; lineage?: Lineage } | undefined {
+export function parsePresence(data: unknown): ParsedPresence | undefined {
   if (data === null || typeof data !== 'object' || Array.isArray(data)) return undefined;
   const d = data as Record<string, unknown>;
   if (d.status !== 'join' && d.status !== 'alive' && d.status !== 'leave') return undefined;
-  if (!isShortText(d.name, 128) || !isShortText(d.version, 64)) return undefined;
-  if (!Array.isArray(d.capabilities) || d.capabilities.length > 256 || !d.capabilities.every((c) => isShortText(c, 128))) return undefined;
-  const out: { status: PresenceStatus; name: string; version: string; capabilities: string[]; lineage?: Lineage } = {
-    status: d.status,
-    name: d.name,
-    version: d.version,
-    capabilities: [...(d.capabilities as string[])],
-  };
+  if (!isShortText(d.name, PRESENCE_LIMITS.name) || !isShortText(d.version, PRESENCE_LIMITS.version)) return undefined;
+  if (
+    !Array.isArray(d.capabilities) ||
+    d.capabilities.length > PRESENCE_LIMITS.capabilities ||
+    !d.capabilities.every((c) => isShortText(c, PRESENCE_LIMITS.capability))
+  ) {
+    return undefined;
+  }
+  const out: ParsedPresence = { status: d.status, name: d.name, version: d.version, capabilities: [...(d.capabilities as string[])] };
   if (d.lineage !== undefined && d.lineage !== null) {
     if (typeof d.lineage !== 'object' || Array.isArray(d.lineage)) return undefined;
     const l = d.lineage as Record<string, unknown>;
@@ -71,7 +83,7 @@ export function parsePresence(
       ['config_hash', 'configHash'],
     ] as const) {
       if (l[wire] === undefined) continue;
-      if (!isShortText(l[wire], 256)) return undefined;
+      if (!isShortText(l[wire], PRESENCE_LIMITS.lineageValue)) return undefined;
       lineage[key] = l[wire];
     }
     out.lineage = lineage;

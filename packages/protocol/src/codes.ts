@@ -14,6 +14,12 @@ export const REJECT_REASONS = {
   future: 'body.iat is further in the future than the acceptance window',
   replay: '(iss, id) was already accepted',
   unsolicited: 'a reply that answers no pending request of this agent',
+  equivocation: 'another frame with the same (iss, id) was already accepted: only the signer can make two',
+  // Local refusals after every wire rule passed (docs/protocol.md §8): not part of the wire protocol.
+  overloaded: 'the receiver had no room to verify or handle the frame; dropped unread or unhandled',
+  killed: 'the sender (or this agent) is halted by an operator kill',
+  untrusted: "the sender's trust score is below the mesh's untrusted line",
+  policy: 'the frame breaks a policy rule of the receiver (type, size, rate, schema, allowed senders)',
 } as const;
 
 export type RejectReason = keyof typeof REJECT_REASONS;

@@ -48,12 +48,25 @@ export {
   signingInput,
 } from './wire/frame.ts';
 export type { FrameBody, FrameInit, SignedFrame, OpenedFrame, OpenResult, OpenOptions } from './wire/frame.ts';
-export { ReplayGuard, DEFAULT_WINDOW_MS, DEFAULT_MAX_REPLAY_ENTRIES } from './wire/replay.ts';
+export { ReplayGuard, DEFAULT_WINDOW_MS, DEFAULT_MAX_REPLAY_ENTRIES, DEFAULT_UNKNOWN_SHARE } from './wire/replay.ts';
 export type { ReplayGuardInit, ReplayVerdict } from './wire/replay.ts';
+export { StatelessVerifier, verifyStateless, blameFor } from './wire/stateless.ts';
+export type { StatelessVerifierInit, StatelessResult, Verified, Rejected, Blame } from './wire/stateless.ts';
 export { FrameVerifier } from './wire/verifier.ts';
 export type { VerifierInit, VerifyContext, VerifyResult } from './wire/verifier.ts';
-export { subjects, meshRoot, assertMeshName, parseSubject, senderOfSubject, SUBJECT_ROOT } from './subjects/subjects.ts';
-export type { SubjectKind, ParsedSubject } from './subjects/subjects.ts';
+export {
+  subjects,
+  meshSubjects,
+  meshBuckets,
+  meshRoot,
+  assertMeshName,
+  assertToken,
+  parseRoute,
+  senderOfSubject,
+  SUBJECT_ROOT,
+  INBOX_KINDS,
+} from './subjects/subjects.ts';
+export type { SubjectKind, InboxKind, Route, MeshSubjects } from './subjects/subjects.ts';
 // Delegation: capability tokens and chains (docs/delegation.md).
 export { CHAIN_REJECT_REASONS, isChainRejectReason, DelegationError } from './delegation/codes.ts';
 export type { ChainRejectReason, DelegationErrorCode } from './delegation/codes.ts';

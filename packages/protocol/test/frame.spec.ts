@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { Packr, Unpackr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import {
+  publicKeyFromDid,
+  senderOfSubject,
   DEFAULT_MAX_FRAME_BYTES,
   SignerCache,
   FRAME_VERSION,
@@ -107,8 +109,16 @@ function verdict(frame: Uint8Array, subject = SUB): 'ok' | RejectReason {
     const r = openFrame(frame, { backend });
     results.push(r.ok ? 'ok' : r.reason);
   }
+  // The receiver checks the header key against the subject's sender before the signature
+  // (openFrame has no subject): a frame under another key is subject_mismatch there, whatever else.
+  const sender = publicKeyFromDid(`did:key:${senderOfSubject(subject)}`);
+  const underSender = frame.length >= 33 && Buffer.from(frame.subarray(1, 33)).equals(Buffer.from(sender));
   for (const backend of ['node', 'noble'] as const) {
     const r = new FrameVerifier({ backend, now: () => NOW, self: bob.did }).verify(frame, { subject });
+    if (frame.length >= HEADER_LENGTH + 1 && frame.length <= DEFAULT_MAX_FRAME_BYTES && frame[0] === FRAME_VERSION && !underSender) {
+      expect(r.ok ? 'ok' : r.reason).toBe('subject_mismatch');
+      continue;
+    }
     results.push(r.ok ? 'ok' : r.reason);
   }
   expect(new Set(results).size, `backends disagree: ${results.join(',')}`).toBe(1);
@@ -167,7 +177,7 @@ describe('frame valid frames', () => {
       expect(f.data).toEqual({ ...data, bin: expect.any(Uint8Array) });
       expect(toHex((f.data as { bin: Uint8Array }).bin)).toBe('010203');
       expect(toHex(f.publicKey)).toBe(toHex(alice.publicKey));
-      expect(f.raw).toBe(bytes);
+      expect(f.raw).toEqual(bytes); // a copy
     }
     for (const backend of ['node', 'noble'] as const) {
       const r = new FrameVerifier({ backend, now: () => NOW, self: bob.did }).verify(bytes, { subject: SUB });

@@ -45,6 +45,10 @@ function handSigned(key: AgentKey, body: Record<string, unknown>): Uint8Array {
 const frameOf = (key: AgentKey, init: Partial<FrameInit> = {}) =>
   signFrame(key, { sub: subjects.message(MESH, bob.agentId, key.agentId), typ: 'test', iat: NOW, data: { n: 1 }, ...init }).bytes;
 
+/** Refusals made after verification, by the client or its extensions: no crafted frame makes the verifier produce them. */
+const LOCAL_REASONS = ['unsolicited', 'overloaded', 'killed', 'untrusted', 'policy'] as const;
+type LocalReason = (typeof LOCAL_REASONS)[number];
+
 const reasonOf = (r: VerifyResult) => (r.ok ? 'ok' : r.reason);
 
 function verifier(init: VerifierInit = {}): FrameVerifier {
@@ -66,7 +70,9 @@ describe('verifier accepts', () => {
       expect(r.frame.iat).toBe(NOW);
       expect(r.frame.data).toEqual({ hi: 'bob' });
       expect(Buffer.from(r.frame.id).equals(id)).toBe(true);
-      expect(r.frame.raw).toBe(bytes);
+      // A copy of the bytes, never a view into the caller's (transport's) buffer.
+      expect(r.frame.raw).toEqual(bytes);
+      expect(r.frame.raw.buffer).not.toBe(bytes.buffer);
     });
   }
 
@@ -193,11 +199,13 @@ describe('verifier replay', () => {
     expect(reasonOf(verifier().verify(bytes, { subject: A_TO_B }))).toBe('ok');
   });
 
-  it('verifier - another frame from the same signer with the same id is replay; the same id from another signer is not', () => {
+  it('verifier - another frame from the same signer with the same id is equivocation (the signer is at fault); the same id from another signer is not', () => {
     const v = verifier();
     const id = randomBytes(16);
     expect(reasonOf(v.verify(frameOf(alice, { id, data: 'first' }), { subject: A_TO_B }))).toBe('ok');
-    expect(reasonOf(v.verify(frameOf(alice, { id, data: 'second', iat: NOW - 1 }), { subject: A_TO_B }))).toBe('replay');
+    const second = v.verify(frameOf(alice, { id, data: 'second', iat: NOW - 1 }), { subject: A_TO_B });
+    expect(reasonOf(second)).toBe('equivocation');
+    expect(!second.ok && second.blame).toBe('signer');
     const fromCarol = frameOf(carol, { id });
     expect(reasonOf(v.verify(fromCarol, { subject: subjects.message(MESH, bob.agentId, carol.agentId) }))).toBe('ok');
     expect(reasonOf(v.verify(frameOf(alice, { data: 'third' }), { subject: A_TO_B }))).toBe('ok');
@@ -250,7 +258,7 @@ describe('verifier replay', () => {
 describe('verifier reason coverage', () => {
   /** One crafted frame per reason, each passing every check before its own. */
   function cases(): Record<
-    Exclude<RejectReason, 'unsolicited'>,
+    Exclude<RejectReason, LocalReason>,
     { frame: Uint8Array; subject?: string; init?: VerifierInit; before?: (v: FrameVerifier) => void }
   > {
     const good = frameOf(alice);
@@ -258,6 +266,7 @@ describe('verifier reason coverage', () => {
     flipped[HEADER_LENGTH + 3]! ^= 0x10;
     const v2 = Uint8Array.from(good);
     v2[0] = 2;
+    const sharedId = randomBytes(16);
     return {
       too_large: { frame: good, init: { maxFrameBytes: good.length - 1 } },
       bad_frame: { frame: handSigned(alice, { v: 1, id: randomBytes(15), iss: alice.did, sub: A_TO_B, typ: 't', iat: NOW, data: null }) },
@@ -271,13 +280,17 @@ describe('verifier reason coverage', () => {
       stale: { frame: frameOf(alice, { iat: NOW - 30_001 }) },
       future: { frame: frameOf(alice, { iat: NOW + 30_001 }) },
       replay: { frame: good, before: (v) => expect(reasonOf(v.verify(good, { subject: A_TO_B }))).toBe('ok') },
+      equivocation: {
+        frame: frameOf(alice, { id: sharedId, data: 'two' }),
+        before: (v) => expect(reasonOf(v.verify(frameOf(alice, { id: sharedId, data: 'one' }), { subject: A_TO_B }))).toBe('ok'),
+      },
     };
   }
 
-  it('verifier - every reject reason except the client-level unsolicited is produced by a crafted frame', () => {
+  it('verifier - every wire reject reason except the client-level unsolicited is produced by a crafted frame', () => {
     const table = cases();
     const expected = Object.keys(REJECT_REASONS)
-      .filter((r) => r !== 'unsolicited')
+      .filter((r) => !LOCAL_REASONS.includes(r as LocalReason))
       .sort();
     expect(Object.keys(table).sort()).toEqual(expected);
     for (const backend of BACKENDS) {
@@ -294,7 +307,7 @@ describe('verifier reason coverage', () => {
     }
   });
 
-  it('verifier - checks run in the documented order: size, version, signature, body, issuer, subject, audience, time, replay', () => {
+  it('verifier - checks run in the documented order: size, version, sender key, signature, body, issuer, subject, audience, time, replay', () => {
     const good = frameOf(alice, { aud: carol.did, iat: NOW - 60_000 }); // audience and time both wrong
     const other = subjects.message(MESH, carol.agentId, alice.agentId);
     // too_large wins over bad_version.
@@ -304,6 +317,13 @@ describe('verifier reason coverage', () => {
     // bad_version wins over bad_signature.
     v2[HEADER_LENGTH]! ^= 1;
     expect(reasonOf(verifier().verify(v2, { subject: A_TO_B }))).toBe('bad_version');
+    // A header key that is not the sender the subject names wins over bad_signature: no verify is spent on it.
+    const badSignature = frameOf(alice);
+    badSignature[40]! ^= 1;
+    expect(reasonOf(verifier().verify(badSignature, { subject: subjects.message(MESH, bob.agentId, carol.agentId) }))).toBe(
+      'subject_mismatch',
+    );
+    expect(reasonOf(verifier().verify(badSignature, { subject: A_TO_B }))).toBe('bad_signature');
     // bad_signature wins over a malformed body.
     const badBody = handSigned(alice, { v: 1, id: 'short', iss: bob.did, sub: A_TO_B, typ: 't', iat: NOW, data: null });
     badBody[HEADER_LENGTH + 1]! ^= 1;

@@ -130,9 +130,9 @@ export function signFrame(key: AgentKey, init: FrameInit): SignedFrame {
 
 /** A frame whose signature verified and whose body is well formed. */
 export interface OpenedFrame extends FrameBody {
-  /** The signer's public key from the frame header. */
+  /** The signer's public key from the frame header (a view into `raw`). */
   publicKey: Uint8Array;
-  /** The frame exactly as received. */
+  /** The frame exactly as received: a copy of its own, never a view into a transport buffer. */
   raw: Uint8Array;
 }
 
@@ -172,8 +172,19 @@ export function openFrame(frame: Uint8Array, options: OpenOptions = {}): OpenRes
   return open(frame, options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, signers).result;
 }
 
-/** openFrame, also handing back the signer (once its signature verified) so the verifier need not look it up again. */
-export function open(frame: Uint8Array, max: number, signers: SignerCache): { result: OpenResult; signer?: Signer } {
+/**
+ * openFrame, also handing back the signer (once its signature verified) so the
+ * verifier need not look it up again. With `expectedSender` (the agent id in the
+ * arrival subject's last token), a header key of another agent is refused as
+ * `subject_mismatch` before the signature is checked: a frame cannot be valid
+ * there whatever its signature, and the check costs a map lookup, not a verify.
+ */
+export function open(
+  frame: Uint8Array,
+  max: number,
+  signers: SignerCache,
+  expectedSender?: string,
+): { result: OpenResult; signer?: Signer } {
   if (!(frame instanceof Uint8Array)) return { result: reject('bad_frame', 'frame is not bytes') };
   if (frame.length > max) return { result: reject('too_large', `${frame.length} bytes > limit ${max}`) };
   if (frame.length < HEADER_LENGTH + 1) return { result: reject('bad_frame', `${frame.length} bytes is shorter than header + body`) };
@@ -182,13 +193,16 @@ export function open(frame: Uint8Array, max: number, signers: SignerCache): { re
   const publicKey = frame.subarray(1, 1 + PUBLIC_KEY_LENGTH);
   const encoded = frame.subarray(HEADER_LENGTH);
   const signer = signers.get(publicKey);
+  if (expectedSender !== undefined && signer.agentId !== expectedSender) {
+    return { result: reject('subject_mismatch', 'the header key is not the sender the subject names') };
+  }
   if (!signer.verify(signingInput(encoded), frame.subarray(1 + PUBLIC_KEY_LENGTH, HEADER_LENGTH))) {
     return { result: reject('bad_signature', 'signature does not verify') };
   }
-  return { result: checkBody(frame, publicKey, encoded, signer.did), signer };
+  return { result: checkBody(frame, encoded, signer.did), signer };
 }
 
-function checkBody(frame: Uint8Array, publicKey: Uint8Array, encoded: Uint8Array, signer: string): OpenResult {
+export function checkBody(frame: Uint8Array, encoded: Uint8Array, signer: string): OpenResult {
   const refuse = (reason: RejectReason, detail: string): OpenResult => ({ ok: false, reason, detail, signer });
   let decoded: DecodedBody;
   try {
@@ -214,6 +228,9 @@ function checkBody(frame: Uint8Array, publicKey: Uint8Array, encoded: Uint8Array
   if (body.iss !== signer) return refuse('issuer_mismatch', 'iss is not the did:key of the signing key');
 
   // A fresh object with the known fields only: unknown keys are ignored (§4).
+  // The bytes it exposes are a copy: `frame` may be a view into a transport's
+  // read buffer, and holding a view would pin the whole buffer.
+  const raw = Uint8Array.prototype.slice.call(frame) as Uint8Array;
   const opened: OpenedFrame = {
     v: FRAME_VERSION,
     id: body.id,
@@ -222,8 +239,8 @@ function checkBody(frame: Uint8Array, publicKey: Uint8Array, encoded: Uint8Array
     typ: body.typ,
     iat: body.iat,
     data: body.data,
-    publicKey,
-    raw: frame,
+    publicKey: raw.subarray(1, 1 + PUBLIC_KEY_LENGTH),
+    raw,
   };
   if (body.aud !== undefined) opened.aud = body.aud as string;
   if (body.cor !== undefined) opened.cor = body.cor as Uint8Array;

@@ -1,0 +1,126 @@
+import { type FrameVerifier, MESSAGE_TYPES, RESERVED_TYPE_PREFIX } from '@trustmesh/protocol';
+import type { Dispatcher } from './dispatch.ts';
+import type { InboundGuard, Refusal } from './extensions.ts';
+import type { Ledger, RejectionEvent } from './ledger.ts';
+import { publisherOf } from './presence-hub.ts';
+import type { Requests } from './requests.ts';
+
+/**
+ * Everything addressed to one agent: verify (both stages), inbound guards,
+ * then route by the subject's kind to the pending requests (`rep`) or to the
+ * dispatcher (`msg`, `req`). Never throws on a frame.
+ */
+export class Inbound {
+  readonly guards: InboundGuard[] = [];
+  closed = false;
+
+  constructor(
+    private readonly verifier: FrameVerifier,
+    private readonly ledger: Ledger,
+    private readonly requests: Requests,
+    private readonly dispatcher: Dispatcher,
+    private readonly selfId: string,
+    private readonly publisherAuthenticated: boolean,
+    /** Keys whose frames failed their signature lately: not served as known peers. */
+    private readonly suspect: (keyId: string) => void,
+  ) {}
+
+  process(subject: string, data: Uint8Array): void {
+    if (this.closed) return;
+    const result = this.verifier.verify(data, { subject });
+    if (!result.ok) {
+      if (result.reason === 'bad_signature' && data.length >= 33)
+        this.suspect(Buffer.from(data.buffer, data.byteOffset + 1, 32).toString('latin1'));
+      this.refuse(
+        subject,
+        data.length,
+        { reason: result.reason, detail: result.detail, blame: result.blame },
+        result.signedBy,
+        result.blame === 'signer' ? data : undefined,
+      );
+      return;
+    }
+    const { frame, route } = result;
+    const signerFault = (detail: string) =>
+      this.refuse(subject, data.length, { reason: 'bad_frame', detail, blame: 'signer' }, frame.iss, frame.raw);
+    if (route.to !== this.selfId) {
+      this.refuse(subject, data.length, { reason: 'subject_mismatch', detail: 'not addressed to this agent', blame: 'publisher' });
+      return;
+    }
+    const kind = route.kind;
+    if (kind !== 'msg' && kind !== 'req' && kind !== 'rep') {
+      this.refuse(subject, data.length, {
+        reason: 'subject_mismatch',
+        detail: `'${kind.slice(0, 32)}' is not a message kind (msg, req, rep)`,
+        blame: 'publisher',
+      });
+      return;
+    }
+    // docs/protocol.md §10: msg, req and rep carry aud; msg and req carry application types only.
+    if (frame.aud === undefined) {
+      signerFault(`a ${kind} frame must carry aud`);
+      return;
+    }
+    if (kind !== 'rep' && frame.typ.startsWith(RESERVED_TYPE_PREFIX)) {
+      signerFault(`reserved type '${frame.typ.slice(0, 40)}' on a ${kind} subject`);
+      return;
+    }
+    for (const guard of this.guards) {
+      let refusal: Refusal | undefined;
+      try {
+        refusal = guard({ frame, route, subject });
+      } catch (err) {
+        refusal = { reason: 'policy', detail: `a guard failed: ${err instanceof Error ? err.message : typeof err}`, blame: 'none' };
+      }
+      if (refusal !== undefined) {
+        const blame = refusal.blame ?? 'signer';
+        this.refuse(subject, data.length, { ...refusal, blame }, frame.iss, blame === 'signer' ? frame.raw : undefined);
+        return;
+      }
+    }
+    if (kind === 'rep') {
+      const reason = this.requests.onReply(frame, route.from);
+      if (reason === 'unsolicited') {
+        this.refuse(
+          subject,
+          data.length,
+          { reason, detail: 'reply matches no pending request to its sender', blame: 'publisher' },
+          frame.iss,
+        );
+        return;
+      }
+      if (reason !== undefined) {
+        signerFault(`a reply's type must be ${MESSAGE_TYPES.reply} or ${MESSAGE_TYPES.error}`);
+        return;
+      }
+      this.ledger.accept(frame);
+      return;
+    }
+    this.ledger.accept(frame);
+    this.dispatcher.submit(frame, kind === 'req', { did: frame.iss, agentId: route.from }, subject);
+  }
+
+  /** Counts and reports a refusal. The signer is named only when the blame is its own. */
+  refuse(
+    subject: string,
+    size: number,
+    refusal: Refusal & { blame: NonNullable<Refusal['blame']> },
+    signedBy?: string,
+    evidence?: Uint8Array,
+  ): void {
+    const event: RejectionEvent = {
+      reason: refusal.reason,
+      detail: refusal.detail,
+      subject,
+      size,
+      blame: refusal.blame,
+      ...publisherOf(subject),
+      publisherAuthenticated: this.publisherAuthenticated,
+    };
+    if (refusal.blame === 'signer' && signedBy !== undefined) {
+      event.signer = signedBy;
+      if (evidence !== undefined) event.evidence = Uint8Array.prototype.slice.call(evidence) as Uint8Array;
+    }
+    this.ledger.refuse(event);
+  }
+}

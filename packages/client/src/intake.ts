@@ -1,0 +1,136 @@
+import { byteKey, HEADER_LENGTH } from '@trustmesh/protocol';
+
+export interface IntakeLimits {
+  /** Frames from unknown keys waiting for verification; past it they are refused `overloaded` unread. Default 1024. */
+  maxUnknownQueued: number;
+  /** Frames from known keys waiting; default 16,384. */
+  maxKnownQueued: number;
+  /** Verifications per second one unknown key may cost (token bucket, burst = one second's worth); default 50. */
+  unknownKeyRate: number;
+  /** Unknown keys with a budget tracked at once (oldest forgotten first); default 4096. */
+  maxTrackedKeys: number;
+  /** Longest run of verification work before yielding to the event loop, ms; default 20. */
+  sliceMs: number;
+}
+
+export const DEFAULT_INTAKE_LIMITS: IntakeLimits = {
+  maxUnknownQueued: 1024,
+  maxKnownQueued: 16_384,
+  unknownKeyRate: 50,
+  maxTrackedKeys: 4096,
+  sliceMs: 20,
+};
+
+interface Item {
+  subject: string;
+  data: Uint8Array;
+}
+
+/**
+ * The door before the signature check. Frames wait in two queues, by whether
+ * the header key belongs to a known peer; known peers are verified first, and
+ * unknown keys share a small queue and a per-key budget. A flood of frames with
+ * fresh keys (about 2 µs each for the attacker, a full Ed25519 verify for the
+ * receiver) then costs the receiver a map lookup per frame past the bounds,
+ * and cannot starve a known peer. Work runs in slices so NATS keeps reading.
+ */
+export class Intake {
+  private known: Item[] = [];
+  private unknown: Item[] = [];
+  private knownHead = 0;
+  private unknownHead = 0;
+  private scheduled = false;
+  private readonly budgets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    private readonly process: (subject: string, data: Uint8Array) => void,
+    private readonly drop: (subject: string, data: Uint8Array, detail: string) => void,
+    private readonly isKnownKey: (keyId: string) => boolean,
+    private readonly limits: IntakeLimits = DEFAULT_INTAKE_LIMITS,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get queued(): number {
+    return this.known.length - this.knownHead + this.unknown.length - this.unknownHead;
+  }
+
+  push(subject: string, data: Uint8Array): void {
+    const keyId = data.length >= HEADER_LENGTH ? byteKey(data.subarray(1, 33)) : '';
+    if (keyId !== '' && this.isKnownKey(keyId)) {
+      if (this.known.length - this.knownHead >= this.limits.maxKnownQueued) {
+        this.drop(subject, data, 'verification queue for known peers is full');
+        return;
+      }
+      this.known.push({ subject, data });
+    } else {
+      if (this.unknown.length - this.unknownHead >= this.limits.maxUnknownQueued) {
+        this.drop(subject, data, 'verification queue for unknown keys is full');
+        return;
+      }
+      if (!this.spend(keyId)) {
+        this.drop(subject, data, 'verification budget of this unknown key is spent');
+        return;
+      }
+      // A copy: attacker frames must not pin the transport's read buffers while they wait.
+      this.unknown.push({ subject, data: Uint8Array.prototype.slice.call(data) as Uint8Array });
+    }
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.drain());
+    }
+  }
+
+  private spend(keyId: string): boolean {
+    const now = this.now();
+    const rate = this.limits.unknownKeyRate;
+    let budget = this.budgets.get(keyId);
+    if (budget === undefined) {
+      if (this.budgets.size >= this.limits.maxTrackedKeys) this.budgets.delete(this.budgets.keys().next().value!);
+      budget = { tokens: rate, at: now };
+      this.budgets.set(keyId, budget);
+    } else {
+      budget.tokens = Math.min(rate, budget.tokens + ((now - budget.at) * rate) / 1000);
+      budget.at = now;
+    }
+    if (budget.tokens < 1) return false;
+    budget.tokens -= 1;
+    return true;
+  }
+
+  private drain(): void {
+    this.scheduled = false;
+    const deadline = performance.now() + this.limits.sliceMs;
+    let n = 0;
+    while (true) {
+      let item: Item | undefined;
+      if (this.knownHead < this.known.length) item = this.known[this.knownHead++];
+      else if (this.unknownHead < this.unknown.length) item = this.unknown[this.unknownHead++];
+      else break;
+      this.process(item!.subject, item!.data);
+      // Checking the clock costs too; every 16 frames is often enough.
+      if ((++n & 15) === 0 && performance.now() > deadline) break;
+    }
+    this.compact();
+    if (this.queued > 0 && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.drain());
+    }
+  }
+
+  private compact(): void {
+    if (this.knownHead === this.known.length) {
+      this.known = [];
+      this.knownHead = 0;
+    } else if (this.knownHead > 1024) {
+      this.known = this.known.slice(this.knownHead);
+      this.knownHead = 0;
+    }
+    if (this.unknownHead === this.unknown.length) {
+      this.unknown = [];
+      this.unknownHead = 0;
+    } else if (this.unknownHead > 1024) {
+      this.unknown = this.unknown.slice(this.unknownHead);
+      this.unknownHead = 0;
+    }
+  }
+}
