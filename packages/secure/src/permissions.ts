@@ -89,6 +89,7 @@ export const PERMISSION_TABLE: Readonly<Record<Role, RoleGrants>> = {
       { subject: '$JS.API.STREAM.MSG.GET.KV_{trust}', why: 'read scores' },
       { subject: '$JS.API.DIRECT.GET.KV_{trust}.>', why: 'read scores' },
       { subject: '$JS.API.CONSUMER.CREATE.KV_{trust}.>', why: 'watch scores' },
+      { subject: '$JS.API.CONSUMER.INFO.KV_{trust}.*', why: 'list scored agents (kv.keys)' },
     ],
     subscribe: [
       { subject: 'tm.{mesh}.>', why: 'evidence: the mesh traffic it scores' },

@@ -54,6 +54,15 @@ describe('roles - broker and audit', () => {
     const trust = await new Kvm(broker.nc).create(names().trustBucket);
     await trust.put('z6MkAgent', '640');
     expect((await trust.get('z6MkAgent'))?.string()).toBe('640');
+    const keys: string[] = [];
+    for await (const key of await trust.keys()) keys.push(key);
+    expect(keys).toEqual(['z6MkAgent']);
+    const watch = await trust.watch();
+    for await (const entry of watch) {
+      expect(entry.key).toBe('z6MkAgent');
+      break;
+    }
+    expect(broker.denied.seen).toEqual([]);
     await expect(jsApi(broker.nc, `$JS.API.STREAM.DELETE.${kvStream(names().trustBucket)}`)).rejects.toThrow(/Permissions Violation/);
     expect((await broker.denied.next()).reason).toMatch(/role broker may not publish/);
     broker.nc.publish(`$KV.${names().killBucket}.all`, 'kill');
