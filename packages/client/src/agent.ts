@@ -170,6 +170,7 @@ class MeshAgent implements Agent {
   readonly #member: PresenceMember;
   #hub: PresenceHub | undefined;
   #subscription: Subscription | undefined;
+  readonly #extraSubscriptions = new Set<Subscription>();
   #closed = false;
 
   constructor(init: AgentInit, nc: NatsConnection, ownsConnection: boolean) {
@@ -225,7 +226,7 @@ class MeshAgent implements Agent {
       (keyId) => this.#suspects.add(keyId),
     );
     this.#intake = new Intake(
-      (subject, data) => this.#inbound.process(subject, data),
+      (subject, data, sink) => this.#inbound.process(subject, data, sink),
       (subject, data, detail) => this.#inbound.refuse(subject, data.length, { reason: 'overloaded', detail, blame: 'none' }),
       (keyId) => this.#hub?.isPeerKey(keyId) === true && !this.#suspects.has(keyId),
       { ...DEFAULT_INTAKE_LIMITS, ...init.intake },
@@ -323,6 +324,31 @@ class MeshAgent implements Agent {
           throw new InvalidArgumentError("an extension may publish only on the agent's own subjects");
         this.#outbound.publish(subject, { typ, data, ...options });
       },
+      routeKind: (kind, handler, options = {}) => {
+        if (['msg', 'req', 'rep', 'presence'].includes(kind))
+          throw new InvalidArgumentError(`'${kind}' is a protocol kind, not an extension's`);
+        this.#inbound.kinds.set(kind, { handler, guards: options.guards ?? true });
+      },
+      subscribe: (subject, handler, options = {}) => {
+        const sink = { handler, guards: options.guards ?? true };
+        const subscription = this.#nc.subscribe(subject, {
+          ...(options.queue !== undefined && { queue: options.queue }),
+          callback: (err, msg) => {
+            if (err !== null) return;
+            try {
+              this.#ledger.counters.received++;
+              this.#intake.push(msg.subject, msg.data, sink);
+            } catch (error) {
+              this.#fault(error);
+            }
+          },
+        });
+        this.#extraSubscriptions.add(subscription);
+        return async () => {
+          this.#extraSubscriptions.delete(subscription);
+          await subscription.drain().catch(() => undefined);
+        };
+      },
       abortInFlight: (reason) => this.#dispatcher.abortAll(reason),
       failPending: (error) => this.#requests.failAll(error),
       on: (event, listener) => this.#ledger.on(event, listener),
@@ -415,7 +441,11 @@ class MeshAgent implements Agent {
       return;
     }
     if (!this.#nc.isClosed()) await this.#nc.flush().catch(() => undefined);
-    await Promise.all([this.#subscription?.drain().catch(() => undefined), this.#hub?.detach(this.#member)]);
+    await Promise.all([
+      this.#subscription?.drain().catch(() => undefined),
+      ...[...this.#extraSubscriptions].map((s) => s.drain().catch(() => undefined)),
+      this.#hub?.detach(this.#member),
+    ]);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

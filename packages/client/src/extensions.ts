@@ -75,6 +75,18 @@ export interface ExtensionPort {
    * traffic such as a halted acknowledgement while every other send is refused.
    */
   publishSigned(subject: string, typ: string, data: unknown, options?: { aud?: string; cor?: Uint8Array }): void;
+  /**
+   * Receives verified frames of an addressed kind of the extension's own
+   * (`tm.<mesh>.<kind>.<this agent>.<sender>`), after the inbound guards unless
+   * `guards` is false. The agent's inbox subscription already carries them.
+   */
+  routeKind(kind: string, handler: (input: InboundFrame) => void, options?: { guards?: boolean }): void;
+  /**
+   * An extra subscription (a broadcast subject, or a queue group) whose frames go
+   * through the agent's pipeline: intake, both verification stages, the guards
+   * (unless `guards` is false), then `handler`. Returns the function that stops it.
+   */
+  subscribe(subject: string, handler: (input: InboundFrame) => void, options?: { queue?: string; guards?: boolean }): () => Promise<void>;
   /** Aborts every in-flight handler call, with `reason` as the signal's reason. */
   abortInFlight(reason: unknown): void;
   /** Fails every pending request with `error`. */

@@ -1,6 +1,6 @@
 import { type FrameVerifier, MESSAGE_TYPES, RESERVED_TYPE_PREFIX } from '@trustmesh/protocol';
 import type { Dispatcher } from './dispatch.ts';
-import type { InboundGuard, Refusal } from './extensions.ts';
+import type { InboundFrame, InboundGuard, Refusal } from './extensions.ts';
 import type { Ledger, RejectionEvent } from './ledger.ts';
 import { publisherOf } from './presence-hub.ts';
 import type { Requests } from './requests.ts';
@@ -10,8 +10,17 @@ import type { Requests } from './requests.ts';
  * then route by the subject's kind to the pending requests (`rep`) or to the
  * dispatcher (`msg`, `req`). Never throws on a frame.
  */
+/** Where an extension's frames go once verified (and, unless it opts out, admitted by the guards). */
+export interface ExtensionSink {
+  handler: (input: InboundFrame) => void;
+  /** Run the inbound guards first; false for control traffic that must pass a halted agent (kill, revive). */
+  guards: boolean;
+}
+
 export class Inbound {
   readonly guards: InboundGuard[] = [];
+  /** Addressed kinds (`tm.<mesh>.<kind>.<me>.<from>`) that extensions handle. */
+  readonly kinds = new Map<string, ExtensionSink>();
   closed = false;
 
   constructor(
@@ -25,7 +34,7 @@ export class Inbound {
     private readonly suspect: (keyId: string) => void,
   ) {}
 
-  process(subject: string, data: Uint8Array): void {
+  process(subject: string, data: Uint8Array, sink?: ExtensionSink): void {
     if (this.closed) return;
     const result = this.verifier.verify(data, { subject });
     if (!result.ok) {
@@ -43,11 +52,21 @@ export class Inbound {
     const { frame, route } = result;
     const signerFault = (detail: string) =>
       this.refuse(subject, data.length, { reason: 'bad_frame', detail, blame: 'signer' }, frame.iss, frame.raw);
+    // An extension's own subscription (broadcast or queue-group subjects): its sink decides the rest.
+    if (sink !== undefined) {
+      this.deliver(subject, data.length, { frame, route, subject }, sink);
+      return;
+    }
     if (route.to !== this.selfId) {
       this.refuse(subject, data.length, { reason: 'subject_mismatch', detail: 'not addressed to this agent', blame: 'publisher' });
       return;
     }
     const kind = route.kind;
+    const extension = this.kinds.get(kind);
+    if (extension !== undefined) {
+      this.deliver(subject, data.length, { frame, route, subject }, extension);
+      return;
+    }
     if (kind !== 'msg' && kind !== 'req' && kind !== 'rep') {
       this.refuse(subject, data.length, {
         reason: 'subject_mismatch',
@@ -65,19 +84,7 @@ export class Inbound {
       signerFault(`reserved type '${frame.typ.slice(0, 40)}' on a ${kind} subject`);
       return;
     }
-    for (const guard of this.guards) {
-      let refusal: Refusal | undefined;
-      try {
-        refusal = guard({ frame, route, subject });
-      } catch (err) {
-        refusal = { reason: 'policy', detail: `a guard failed: ${err instanceof Error ? err.message : typeof err}`, blame: 'none' };
-      }
-      if (refusal !== undefined) {
-        const blame = refusal.blame ?? 'signer';
-        this.refuse(subject, data.length, { ...refusal, blame }, frame.iss, blame === 'signer' ? frame.raw : undefined);
-        return;
-      }
-    }
+    if (!this.admit({ frame, route, subject }, data.length)) return;
     if (kind === 'rep') {
       const reason = this.requests.onReply(frame, route.from);
       if (reason === 'unsolicited') {
@@ -98,6 +105,34 @@ export class Inbound {
     }
     this.ledger.accept(frame);
     this.dispatcher.submit(frame, kind === 'req', { did: frame.iss, agentId: route.from }, subject);
+  }
+
+  /** Runs the inbound guards; false (and counted) when one refuses. */
+  private admit(input: InboundFrame, size: number): boolean {
+    for (const guard of this.guards) {
+      let refusal: Refusal | undefined;
+      try {
+        refusal = guard(input);
+      } catch (err) {
+        refusal = { reason: 'policy', detail: `a guard failed: ${err instanceof Error ? err.message : typeof err}`, blame: 'none' };
+      }
+      if (refusal !== undefined) {
+        const blame = refusal.blame ?? 'signer';
+        this.refuse(input.subject, size, { ...refusal, blame }, input.frame.iss, blame === 'signer' ? input.frame.raw : undefined);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private deliver(subject: string, size: number, input: InboundFrame, sink: ExtensionSink): void {
+    if (sink.guards && !this.admit(input, size)) return;
+    this.ledger.accept(input.frame);
+    try {
+      sink.handler(input);
+    } catch (err) {
+      this.ledger.report('fault', err instanceof Error ? err : new Error(`an extension handler on ${subject.slice(0, 120)} threw`));
+    }
   }
 
   /** Counts and reports a refusal. The signer is named only when the blame is its own. */

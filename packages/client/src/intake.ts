@@ -1,4 +1,5 @@
 import { byteKey, HEADER_LENGTH } from '@trustmesh/protocol';
+import type { ExtensionSink } from './inbound.ts';
 
 export interface IntakeLimits {
   /** Frames from unknown keys waiting for verification; past it they are refused `overloaded` unread. Default 1024. */
@@ -24,6 +25,7 @@ export const DEFAULT_INTAKE_LIMITS: IntakeLimits = {
 interface Item {
   subject: string;
   data: Uint8Array;
+  sink: ExtensionSink | undefined;
 }
 
 /**
@@ -43,7 +45,7 @@ export class Intake {
   private readonly budgets = new Map<string, { tokens: number; at: number }>();
 
   constructor(
-    private readonly process: (subject: string, data: Uint8Array) => void,
+    private readonly process: (subject: string, data: Uint8Array, sink: ExtensionSink | undefined) => void,
     private readonly drop: (subject: string, data: Uint8Array, detail: string) => void,
     private readonly isKnownKey: (keyId: string) => boolean,
     private readonly limits: IntakeLimits = DEFAULT_INTAKE_LIMITS,
@@ -54,14 +56,14 @@ export class Intake {
     return this.known.length - this.knownHead + this.unknown.length - this.unknownHead;
   }
 
-  push(subject: string, data: Uint8Array): void {
+  push(subject: string, data: Uint8Array, sink?: ExtensionSink): void {
     const keyId = data.length >= HEADER_LENGTH ? byteKey(data.subarray(1, 33)) : '';
     if (keyId !== '' && this.isKnownKey(keyId)) {
       if (this.known.length - this.knownHead >= this.limits.maxKnownQueued) {
         this.drop(subject, data, 'verification queue for known peers is full');
         return;
       }
-      this.known.push({ subject, data });
+      this.known.push({ subject, data, sink });
     } else {
       if (this.unknown.length - this.unknownHead >= this.limits.maxUnknownQueued) {
         this.drop(subject, data, 'verification queue for unknown keys is full');
@@ -72,7 +74,7 @@ export class Intake {
         return;
       }
       // A copy: attacker frames must not pin the transport's read buffers while they wait.
-      this.unknown.push({ subject, data: Uint8Array.prototype.slice.call(data) as Uint8Array });
+      this.unknown.push({ subject, data: Uint8Array.prototype.slice.call(data) as Uint8Array, sink });
     }
     if (!this.scheduled) {
       this.scheduled = true;
@@ -106,7 +108,7 @@ export class Intake {
       if (this.knownHead < this.known.length) item = this.known[this.knownHead++];
       else if (this.unknownHead < this.unknown.length) item = this.unknown[this.unknownHead++];
       else break;
-      this.process(item!.subject, item!.data);
+      this.process(item!.subject, item!.data, item!.sink);
       // Checking the clock costs too; every 16 frames is often enough.
       if ((++n & 15) === 0 && performance.now() > deadline) break;
     }
