@@ -1,10 +1,10 @@
 import { mkdir, readFile, stat } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { join, resolve } from 'node:path';
-import { decode, encodeAccount, encodeOperator, encodeUser, type Account, type ClaimsData, type User } from '@nats-io/jwt';
+import { decode, encodeAccount, encodeOperator, encodeUser, type User } from '@nats-io/jwt';
 import { createAccount, createOperator, createUser, fromSeed, type KeyPair } from '@nats-io/nkeys';
 import { connect, jwtAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import { assertMeshName } from '@trustmesh/protocol';
+import { ACCOUNT_LIMITS, USER_LIMITS, afterSecond, signAccount } from './claims.ts';
 import { SecureModeError, invalid } from './errors.ts';
 import { readSecretFile, writeFileAtomic } from './files.ts';
 import { userNkeyFromDid } from './nkeys.ts';
@@ -118,22 +118,6 @@ const FILES = {
   config: 'nats-server.conf',
 } as const;
 
-/** -1 is unlimited: JWT limits default to 0 connections and 0 subscriptions (DESIGN §8). */
-const ACCOUNT_LIMITS = {
-  subs: -1,
-  data: -1,
-  payload: -1,
-  imports: -1,
-  exports: -1,
-  wildcards: true,
-  conn: -1,
-  leaf: -1,
-  disallow_bearer: true,
-} as const;
-/** JetStream is enabled for an account only when its JWT grants storage, streams and consumers. */
-const JETSTREAM_LIMITS = { mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 } as const;
-const USER_LIMITS = { subs: -1, data: -1, payload: -1 } as const;
-
 const OPERATOR_NAME = 'trustmesh';
 const SYSTEM_ACCOUNT_NAME = 'SYS';
 
@@ -218,11 +202,6 @@ export async function openMeshAuthority(init: MeshAuthorityInit): Promise<MeshAu
   return authority;
 }
 
-function signAccount(mesh: string, account: KeyPair, operator: KeyPair, revocations: Record<string, number>): Promise<string> {
-  const claims: Partial<Account> = { limits: { ...ACCOUNT_LIMITS, ...JETSTREAM_LIMITS }, revocations: { ...revocations } };
-  return encodeAccount(`trustmesh-${mesh}`, account, claims, { signer: operator });
-}
-
 const exists = (path: string) =>
   stat(path).then(
     () => true,
@@ -277,10 +256,7 @@ class Authority implements MeshAuthority {
     }
     // A revocation voids every JWT of this key issued up to its second; a re-admission must be signed later.
     const revoked = this.#file.revocations[userNkey];
-    if (revoked !== undefined) {
-      const wait = (revoked + 1) * 1000 - Date.now();
-      if (wait > 0) await sleep(wait);
-    }
+    if (revoked !== undefined) await afterSecond(revoked);
     const agentId = agentIdFromUserNkey(userNkey);
     const user: Partial<User> = {
       ...USER_LIMITS,
@@ -311,9 +287,7 @@ class Authority implements MeshAuthority {
     // nats-server keeps the newer of two account JWTs by `iat` (whole seconds). A revocation signed in the
     // same second as the JWT it replaces would tie, and a restart from a config that preloads the older
     // JWT would then un-revoke. So the new JWT is always signed in a later second (test/revocation.spec.ts).
-    const previousIat = decode(this.#file.account.jwt).iat;
-    const wait = (previousIat + 1) * 1000 - Date.now();
-    if (wait > 0) await sleep(wait);
+    await afterSecond(decode(this.#file.account.jwt).iat);
     const revocations = { ...this.#file.revocations, [userNkey]: Math.floor(Date.now() / 1000) };
     const jwt = await signAccount(this.mesh, this.#keys.account, this.#keys.operator, revocations);
     const file: MeshFile = { ...this.#file, account: { ...this.#file.account, jwt }, revocations };
@@ -383,14 +357,5 @@ class Authority implements MeshAuthority {
     } finally {
       if (nc !== server) await nc.close();
     }
-  }
-}
-
-/** The claims of a user JWT (signature checked against its issuer key, not the chain). */
-export function decodeUserJwt(jwt: string): ClaimsData<User> {
-  try {
-    return decode<User>(jwt);
-  } catch (cause) {
-    throw new SecureModeError('invalid_argument', 'not a valid NATS user JWT', { cause });
   }
 }

@@ -23,7 +23,8 @@
  *   connection: await connect(secureConnectOptions(key, jwt, server.url)) })
  * ```
  */
-export { createMeshAuthority, loadMeshAuthority, openMeshAuthority, decodeUserJwt } from './authority.ts';
+export { createMeshAuthority, loadMeshAuthority, openMeshAuthority } from './authority.ts';
+export { decodeUserJwt } from './claims.ts';
 export type {
   MeshAuthority,
   MeshAuthorityInit,
@@ -38,12 +39,9 @@ export {
   agentAuthenticator,
   secureConnectOptions,
   connectAgent,
-  credsConnectOptions,
-  formatCreds,
-  writeCredsFile,
-  loadCreds,
   identityFromJwt,
 } from './connect.ts';
+export { credsConnectOptions, formatCreds, writeCredsFile, loadCreds } from './creds.ts';
 export type { JwtIdentity } from './connect.ts';
 export { ROLES, PERMISSION_TABLE, renderPermissions, renderSubject, permissionTableMarkdown } from './permissions.ts';
 export type { Role, Grant, RoleGrants, GrantContext } from './permissions.ts';
