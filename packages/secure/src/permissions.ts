@@ -33,14 +33,23 @@ export interface RoleGrants {
   readonly subscribe: readonly Grant[];
 }
 
-/** Read-only JetStream KV access, verified against nats.js v3 `kv.get`, `kv.keys` and `kv.watch` by test/kv.spec.ts. */
+/**
+ * Read-only JetStream KV access, verified against nats.js v3 (`Kvm.create` of an
+ * existing bucket, `Kvm.open`, `kv.get`) by test/permissions.spec.ts. Listing a
+ * bucket works with `STREAM.MSG.GET` and `next_by_subj`.
+ *
+ * Deliberately NOT granted: `$JS.API.CONSUMER.CREATE.*` (what `kv.watch` and
+ * `kv.keys` use). nats-server 2.9 does not check a push consumer's deliver
+ * subject against its creator's permissions, so an agent allowed to create
+ * consumers could route stored records (other agents' signed presence records)
+ * into any subscription, e.g. another agent's inbox, as often as it likes
+ * (test: `jetstream - an agent cannot create a consumer ...`).
+ */
 const kvRead: readonly Grant[] = [
   { subject: '$JS.API.INFO', why: 'nats.js `Kvm.create` checks the JetStream account first' },
   { subject: '$JS.API.STREAM.INFO.{KV}', why: '`Kvm.create` of an existing bucket and `kv.status` read its configuration' },
-  { subject: '$JS.API.STREAM.MSG.GET.{KV}', why: 'kv.get (the default)' },
+  { subject: '$JS.API.STREAM.MSG.GET.{KV}', why: 'kv.get (the default), and listing a bucket with `next_by_subj`' },
   { subject: '$JS.API.DIRECT.GET.{KV}.>', why: 'kv.get of a bucket opened with `allow_direct`' },
-  { subject: '$JS.API.CONSUMER.CREATE.{KV}.>', why: 'kv.watch / kv.keys: an ordered (ephemeral) consumer, delivered to {inbox}' },
-  { subject: '$JS.API.CONSUMER.INFO.{KV}.*', why: 'kv.keys: how many keys its consumer will deliver' },
 ];
 
 export const PERMISSION_TABLE: Readonly<Record<Role, RoleGrants>> = {

@@ -21,6 +21,9 @@ export function explainDenied(operation: 'publish' | 'subscribe', subject: strin
   if (role !== 'agent')
     return `role ${role} may not ${operation} there: it is not in the ${role} rows of the permission table (docs/security.md)`;
   if (operation === 'publish') {
+    if (subject.startsWith('$JS.API.CONSUMER.CREATE.')) {
+      return "agents may not create JetStream consumers (kv.watch, kv.keys): nats-server does not check a push consumer's deliver subject against its creator's permissions, so it could route stored records into other agents' subscriptions; read buckets with kv.get, and list them with STREAM.MSG.GET and next_by_subj";
+    }
     if (subject.startsWith('$JS.API.')) {
       return 'agents have read-only JetStream access to the buckets of their mesh and no stream or consumer admin API (creating, deleting or purging streams and buckets is for operators)';
     }

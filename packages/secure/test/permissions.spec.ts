@@ -1,5 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { signFrame, subjects } from '@trustmesh/protocol';
+import { generateKey, signFrame, subjects } from '@trustmesh/protocol';
 import { capture, loadKv, withSecureNats, type Admitted } from '@trustmesh/test-utils';
 import { describe, expect, it } from 'vitest';
 import { PermissionDeniedError, identityFromJwt, kvStream, meshResources } from '../src/index.ts';
@@ -130,28 +130,93 @@ describe('permissions - subscribe', () => {
 });
 
 describe('permissions - JetStream', () => {
-  it('jetstream - an agent reads a KV bucket with nats.js (get, keys, watch) but its put is refused', async () => {
+  it('jetstream - an agent reads a KV bucket (kv.get, and a listing by next_by_subj) but its put is refused', async () => {
     const { Kvm } = await loadKv();
     const operator = await fx.admitted('operator');
     const broker = await fx.admitted('broker');
     await new Kvm(operator.nc).create(names().trustBucket);
-    await (await new Kvm(broker.nc).open(names().trustBucket)).put('alice', '700');
+    const written = await new Kvm(broker.nc).open(names().trustBucket);
+    await written.put('alice', '700');
+    await written.put('bob', '450');
 
     const reader = await agent();
     const kv = await new Kvm(reader.nc).open(names().trustBucket);
     expect((await kv.get('alice'))?.string()).toBe('700');
-    const keys: string[] = [];
-    for await (const key of await kv.keys()) keys.push(key);
-    expect(keys).toEqual(['alice']);
-    const watch = await kv.watch();
-    for await (const entry of watch) {
-      expect([entry.key, entry.string()]).toEqual(['alice', '700']);
-      break;
+    const listed: string[] = [];
+    for (let seq = 1; ; ) {
+      const answer = await jsApi(reader.nc, `$JS.API.STREAM.MSG.GET.${kvStream(names().trustBucket)}`, {
+        seq,
+        next_by_subj: `$KV.${names().trustBucket}.>`,
+      });
+      if (answer.error !== undefined) break;
+      const message = answer.message as { subject: string; seq: number };
+      listed.push(message.subject.split('.').at(-1)!);
+      seq = message.seq + 1;
     }
+    expect(listed).toEqual(['alice', 'bob']);
     await expect(kv.put('alice', '1000')).rejects.toThrow(/Permissions Violation for Publish to "\$KV\./);
     const error = await reader.denied.next();
     expect(error.reason).toMatch(/read the KV buckets but not write them/);
     expect((await kv.get('alice'))?.string()).toBe('700');
+    expect(reader.denied.seen.length).toBe(1);
+  });
+
+  it("jetstream - an agent cannot create a consumer (kv.watch), so it cannot route stored records into another agent's inbox", async () => {
+    const { Kvm } = await loadKv();
+    const operator = await fx.admitted('operator');
+    await new Kvm(operator.nc).create(names().presenceBucket, { history: 1 }).catch(() => undefined);
+    const victim = await fx.admitted('agent');
+    await (await new Kvm(victim.nc).open(names().presenceBucket)).put(victim.key.agentId, 'victim record');
+    const mallory = await agent();
+    const bob = generateKey();
+    const target = subjects.message(fx.mesh, bob.agentId, victim.key.agentId);
+    // A push consumer delivering the victim's stored record to bob's inbox, under the victim's id.
+    const create = `$JS.API.CONSUMER.CREATE.${kvStream(names().presenceBucket)}.evil`;
+    await expect(
+      jsApi(mallory.nc, create, {
+        stream_name: kvStream(names().presenceBucket),
+        config: { name: 'evil', deliver_subject: target, ack_policy: 'none' },
+      }),
+    ).rejects.toThrow(/Permissions Violation/);
+    const error = await mallory.denied.next();
+    expect(error.subject).toBe(create);
+    expect(error.reason).toMatch(/may not create JetStream consumers/);
+    // nats.js kv.watch is refused the same way.
+    const kv = await new Kvm(mallory.nc).open(names().presenceBucket);
+    await expect(kv.watch()).rejects.toThrow(/Permissions Violation/);
+    // bob subscribes afterwards, on the literal subject (what would start a push consumer): nothing arrives.
+    const bobNc = await fx.connectAs(bob, (await fx.admit(bob)).jwt);
+    const inbox = await capture(bobNc, target);
+    await sleep(300);
+    expect(inbox.messages).toEqual([]);
+  });
+
+  it("jetstream - why consumers are withheld: one created by a role that may, delivers stored records into another agent's inbox", async () => {
+    const { Kvm } = await loadKv();
+    const operator = await fx.admitted('operator');
+    await new Kvm(operator.nc).create(names().presenceBucket, { history: 1 }).catch(() => undefined);
+    const victim = await fx.admitted('agent');
+    await (await new Kvm(victim.nc).open(names().presenceBucket)).put(victim.key.agentId, 'victim record');
+    const bob = generateKey();
+    const target = subjects.message(fx.mesh, bob.agentId, victim.key.agentId);
+    const created = await jsApi(operator.nc, `$JS.API.CONSUMER.CREATE.${kvStream(names().presenceBucket)}.route`, {
+      stream_name: kvStream(names().presenceBucket),
+      config: {
+        name: 'route',
+        deliver_subject: target,
+        ack_policy: 'none',
+        deliver_policy: 'all',
+      },
+    });
+    expect(created.error).toBeUndefined(); // nats-server 2.9 does not check the deliver subject against the creator's permissions
+    // A push consumer starts when a subscription on its literal deliver subject appears (bob may subscribe to
+    // it: it is inside his inbox). A wildcard-only subscriber did not start it in our runs; not a guarantee.
+    const bobNc = await fx.connectAs(bob, (await fx.admit(bob)).jwt);
+    const inbox = await capture(bobNc, target);
+    const got = await inbox.next((m) => m.subject.endsWith(victim.key.agentId));
+    // It arrives on bob's inbox subscription, but under the stream's subject: never a tm.<mesh> subject.
+    expect(got.subject).toBe(`$KV.${names().presenceBucket}.${victim.key.agentId}`);
+    expect(new TextDecoder().decode(got.data)).toBe('victim record');
   });
 
   it('jetstream - an agent opens a bucket the nats.js ways (create of an existing bucket, direct get) without a refusal', async () => {
