@@ -41,3 +41,34 @@ export { RequestTimeoutError, RemoteError, AgentClosedError, FrameTooLargeError,
 export { describeThrown, cleanText, MAX_PEER_TEXT } from './text.ts';
 /** Protocol message types, re-exported for handlers and tests. */
 export { MESSAGE_TYPES } from '@trustmesh/protocol';
+// Tasks under capability chains (docs/delegation.md, part II): an extension; the Agent core does not import it.
+export {
+  tasks,
+  DEFAULT_TASK_TIMEOUT_MS,
+  DEFAULT_CANCEL_ACK_MS,
+  DEFAULT_TASK_MAX_DEPTH,
+  TASK_STATES,
+  TERMINAL_STATES,
+  TASK_TYPES,
+  capabilityToken,
+  isTerminal,
+  TaskRejectedError,
+  TaskFailedError,
+  TaskCanceledError,
+  TaskTimeoutError,
+} from './tasks/index.ts';
+export type {
+  Tasks,
+  TasksInit,
+  TasksModuleInit,
+  DelegateTaskInit,
+  TaskTarget,
+  TaskHandle,
+  TaskStatus,
+  TaskContext,
+  TaskHandler,
+  TaskSnapshot,
+  TaskStats,
+  TaskState,
+  ChainViolation,
+} from './tasks/index.ts';
