@@ -85,9 +85,11 @@ export class ServedTask {
   async cancel(reason: string): Promise<void> {
     if (isTerminal(this.#state)) return;
     this.#record('canceled', reason);
+    // Children first, so their acknowledgements are the ones awaited (the signal would cancel them too, unawaited).
+    const children = [...this.#children].map((child) => child.cancel(`parent task canceled: ${reason}`));
     this.#controller.abort(new Error(`task canceled: ${reason}`));
     this.#input = undefined;
-    await Promise.allSettled([...this.#children].map((child) => child.cancel(`parent task canceled: ${reason}`)));
+    await Promise.allSettled(children);
     try {
       this.#send({ id: this.id, state: 'canceled', message: reason.slice(0, 1024) });
     } catch {
