@@ -34,3 +34,10 @@ export { createScorer, MAX_EVIDENCE_KEYS } from './scoring/scorer.ts';
 export type { Scorer, Evidence, ApplyResult } from './scoring/scorer.ts';
 export { attribute, BLAME, countUnattributed, emptyTally } from './scoring/attribution.ts';
 export type { Rejection, AttributionContext, Attribution, BlameRule, UnattributedTally } from './scoring/attribution.ts';
+// The service (docs/trust.md §9): KV-backed scores, evidence intake, pushed updates, queries.
+export { createBroker, BrokerConflictError } from './service/broker.ts';
+export type { Broker, BrokerInit, BrokerStats, BrokerChange } from './service/broker.ts';
+export { EvidenceChecker, rulesHash } from './service/evidence.ts';
+export type { Finding, EvidenceContext, CaptureReader } from './service/evidence.ts';
+export { ScoreStore, isConflict } from './service/store.ts';
+export type { Read } from './service/store.ts';

@@ -45,3 +45,27 @@ export { safeText, MAX_DETAIL_LENGTH } from './policy/detail.ts';
  * with it: a schema from another copy of zod is not recognised as one.
  */
 export { z } from 'zod';
+// Client side (docs/trust.md §9-10): the score cache and guards, and the trust wire shared with the broker.
+export { trustGuard } from './client/guard.ts';
+export type { TrustGuard, TrustGuardInit, TrustGuardStats } from './client/guard.ts';
+export { UntrustedPeerError } from './client/errors.ts';
+export { ScoreCache } from './client/cache.ts';
+export {
+  TRUST_KINDS,
+  TRUST_TYPES,
+  REPORT_CLAIMS,
+  MAX_REPORT_FRAMES,
+  NON_AGENT_KEY_PREFIX,
+  parseTrustUpdate,
+  parseTrustReport,
+} from './client/wire.ts';
+export type {
+  TrustUpdate,
+  TrustView,
+  TrustReport,
+  ReportedFrame,
+  ReportClaim,
+  RulesDeclaration,
+  StoredScore,
+  ParseReportResult,
+} from './client/wire.ts';
