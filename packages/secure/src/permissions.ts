@@ -38,18 +38,23 @@ export interface RoleGrants {
  * existing bucket, `Kvm.open`, `kv.get`) by test/permissions.spec.ts. Listing a
  * bucket works with `STREAM.MSG.GET` and `next_by_subj`.
  *
- * Deliberately NOT granted: `$JS.API.CONSUMER.CREATE.*` (what `kv.watch` and
- * `kv.keys` use). nats-server 2.9 does not check a push consumer's deliver
- * subject against its creator's permissions, so an agent allowed to create
- * consumers could route stored records (other agents' signed presence records)
- * into any subscription, e.g. another agent's inbox, as often as it likes
- * (test: `jetstream - an agent cannot create a consumer ...`).
+ * Every JetStream API request names its own reply subject, and nats-server 2.9
+ * publishes the answer there without checking it against the requester's
+ * permissions: an agent can make the server publish on ANY subject, another
+ * agent's included. So agents get only API calls whose answers are JSON
+ * documents (never frame bytes: a frame starts with version byte 1, JSON with
+ * `{`), and receivers must blame nobody for bytes that are not a frame.
+ * Deliberately NOT granted, for that reason (tests in permissions.spec.ts):
+ * - `$JS.API.DIRECT.GET.*`: answers with the stored bytes themselves, which an
+ *   agent chooses (its presence record), so it could publish any bytes under
+ *   another agent's id;
+ * - `$JS.API.CONSUMER.CREATE.*` (`kv.watch`, `kv.keys`): a push consumer's
+ *   deliver subject is not checked either, and it repeats deliveries.
  */
 const kvRead: readonly Grant[] = [
   { subject: '$JS.API.INFO', why: 'nats.js `Kvm.create` checks the JetStream account first' },
   { subject: '$JS.API.STREAM.INFO.{KV}', why: '`Kvm.create` of an existing bucket and `kv.status` read its configuration' },
-  { subject: '$JS.API.STREAM.MSG.GET.{KV}', why: 'kv.get (the default), and listing a bucket with `next_by_subj`' },
-  { subject: '$JS.API.DIRECT.GET.{KV}.>', why: 'kv.get of a bucket opened with `allow_direct`' },
+  { subject: '$JS.API.STREAM.MSG.GET.{KV}', why: 'kv.get (a bucket opened without `allow_direct`), and listing with `next_by_subj`' },
 ];
 
 export const PERMISSION_TABLE: Readonly<Record<Role, RoleGrants>> = {

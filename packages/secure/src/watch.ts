@@ -24,6 +24,9 @@ export function explainDenied(operation: 'publish' | 'subscribe', subject: strin
     if (subject.startsWith('$JS.API.CONSUMER.CREATE.')) {
       return "agents may not create JetStream consumers (kv.watch, kv.keys): nats-server does not check a push consumer's deliver subject against its creator's permissions, so it could route stored records into other agents' subscriptions; read buckets with kv.get, and list them with STREAM.MSG.GET and next_by_subj";
     }
+    if (subject.startsWith('$JS.API.DIRECT.GET.')) {
+      return "agents may not use direct get: its answer is the stored bytes, published on a reply subject of the requester's choosing; use kv.get on a bucket opened without allow_direct (STREAM.MSG.GET)";
+    }
     if (subject.startsWith('$JS.API.')) {
       return 'agents have read-only JetStream access to the buckets of their mesh and no stream or consumer admin API (creating, deleting or purging streams and buckets is for operators)';
     }

@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { generateKey, signFrame, subjects } from '@trustmesh/protocol';
-import { capture, loadKv, withSecureNats, type Admitted } from '@trustmesh/test-utils';
+import { FRAME_VERSION, FrameVerifier, generateKey, signFrame, subjects } from '@trustmesh/protocol';
+import { capture, loadKv, waitFor, withSecureNats, type Admitted } from '@trustmesh/test-utils';
 import { describe, expect, it } from 'vitest';
 import { PermissionDeniedError, identityFromJwt, kvStream, meshResources } from '../src/index.ts';
 import { deniedErrors, sleep } from './helpers.ts';
@@ -219,17 +219,49 @@ describe('permissions - JetStream', () => {
     expect(new TextDecoder().decode(got.data)).toBe('victim record');
   });
 
-  it('jetstream - an agent opens a bucket the nats.js ways (create of an existing bucket, direct get) without a refusal', async () => {
+  it('jetstream - an agent opens a bucket the nats.js ways (create of an existing bucket, get) without a refusal; direct get is refused', async () => {
     const { Kvm } = await loadKv();
     const operator = await fx.admitted('operator');
-    await new Kvm(operator.nc).create(names().killBucket, { allow_direct: true });
+    // Mesh buckets are created without direct get (nats.js would enable it by default), so readers use MSG.GET.
+    await new Kvm(operator.nc).create(names().killBucket, { allow_direct: false });
     await (await new Kvm(operator.nc).open(names().killBucket)).put('all', 'running');
     const reader = await agent();
     const viaCreate = await new Kvm(reader.nc).create(names().killBucket); // finds it (STREAM.INFO), creates nothing
     expect((await viaCreate.get('all'))?.string()).toBe('running');
-    const direct = await new Kvm(reader.nc).open(names().killBucket, { allow_direct: true });
-    expect((await direct.get('all'))?.string()).toBe('running');
     expect(reader.denied.seen).toEqual([]);
+    const direct = await new Kvm(reader.nc).open(names().killBucket, { allow_direct: true });
+    await expect(direct.get('all')).rejects.toThrow(/Permissions Violation/);
+    expect((await reader.denied.next()).reason).toMatch(/may not use direct get/);
+  });
+
+  it("jetstream - what an agent can still route onto another agent's subject through the JetStream API is JSON, never frame bytes", async () => {
+    const { Kvm } = await loadKv();
+    const operator = await fx.admitted('operator');
+    await new Kvm(operator.nc).create(names().presenceBucket, { history: 1 }).catch(() => undefined);
+    const victim = await fx.admitted('agent');
+    const bob = await fx.admitted('agent');
+    const mallory = await agent();
+    const forged = signFrame(mallory.key, { sub: 'x', typ: 'forged' }).bytes;
+    await (await new Kvm(mallory.nc).open(names().presenceBucket)).put(mallory.key.agentId, new TextDecoder('latin1').decode(forged));
+    const inbox = await capture(bob.nc, subjects.inbox(fx.mesh, bob.key.agentId));
+    const onVictimsSubject = subjects.message(fx.mesh, bob.key.agentId, victim.key.agentId);
+    const record = `$KV.${names().presenceBucket}.${mallory.key.agentId}`;
+    // The reply subject is the attacker's choice, and the server answers there.
+    mallory.nc.publish('$JS.API.INFO', '', { reply: onVictimsSubject });
+    mallory.nc.publish(`$JS.API.STREAM.MSG.GET.${kvStream(names().presenceBucket)}`, JSON.stringify({ last_by_subj: record }), {
+      reply: onVictimsSubject,
+    });
+    mallory.nc.publish(`$JS.API.DIRECT.GET.${kvStream(names().presenceBucket)}.${record}`, '', { reply: onVictimsSubject }); // refused
+    expect((await mallory.denied.next()).subject).toMatch(/^\$JS\.API\.DIRECT\.GET\./);
+    await waitFor(() => inbox.messages.length >= 2, 'the two JSON answers');
+    await sleep(200);
+    expect(inbox.messages.length).toBe(2);
+    for (const m of inbox.messages) {
+      expect(m.subject).toBe(onVictimsSubject); // under the victim's id, published by the server for mallory
+      expect(m.data[0]).toBe('{'.charCodeAt(0)); // a JSON document: never a frame (version byte 1)
+      expect(m.data[0]).not.toBe(FRAME_VERSION);
+      expect(new FrameVerifier({ self: bob.key.did }).verify(m.data, { subject: m.subject }).ok).toBe(false);
+    }
   });
 
   it('jetstream - an agent writes its own presence record (key = its agent id) and no other', async () => {
