@@ -4,7 +4,6 @@ import { generateKey } from '@trustmesh/protocol';
 import { withSecureNats } from '@trustmesh/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
 import { identityFromJwt, meshResources, secureConnectOptions } from '../src/index.ts';
-import { loadKv } from '@trustmesh/test-utils';
 import { deniedErrors } from './helpers.ts';
 
 const fx = withSecureNats();
@@ -27,9 +26,7 @@ async function join(name: string) {
 describe('joinMesh in secure mode', () => {
   it('join - two admitted agents join with joinMesh({ connection }) and do a signed request/reply within the permission table', async () => {
     // The operator provisions the presence registry (agents may not create buckets), as `trustmesh up` will.
-    const operator = await fx.admitted('operator');
-    const { Kvm } = await loadKv();
-    await new Kvm(operator.nc).create(meshResources(fx.mesh).presenceBucket, { history: 1 });
+    await fx.createBucket(meshResources(fx.mesh).presenceBucket, { history: 1 });
     const bob = await join('bob');
     bob.agent.handle('add', (numbers) => (numbers as number[]).reduce((a, b) => a + b, 0));
     const alice = await join('alice');

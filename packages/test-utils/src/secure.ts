@@ -55,6 +55,12 @@ export interface SecureNatsFixture {
   connectAs(key: AgentKey, jwt: string, extra?: Omit<ConnectionOptions, 'servers' | 'authenticator'>): Promise<NatsConnection>;
   /** A fresh key, admitted with `role`, connected. */
   admitted(role?: Role, options?: Partial<AdmitOptions>): Promise<Admitted>;
+  /**
+   * Creates a KV bucket as an operator, as `trustmesh up` will: with
+   * `allow_direct: false` unless `options` say otherwise (agents may not use
+   * direct get; docs/security.md).
+   */
+  createBucket(bucket: string, options?: Record<string, unknown>): Promise<KvLike>;
   /** A connection of the system account user (account updates). */
   connectSystem(): Promise<NatsConnection>;
   /**
@@ -134,6 +140,11 @@ export function withSecureNats(init: SecureNatsInit = {}): SecureNatsFixture {
       const key = generateKey();
       const admission = await fixture.admit(key, { ...options, role });
       return { key, admission, nc: await fixture.connectAs(key, admission.jwt) };
+    },
+    async createBucket(bucket, options = {}) {
+      const operator = await fixture.admitted('operator');
+      const { Kvm } = await loadKv();
+      return new Kvm(operator.nc).create(bucket, { allow_direct: false, ...options });
     },
     async connectSystem() {
       const nc = await connect(ready(authority).systemConnectOptions(ready(server).url));
