@@ -192,7 +192,10 @@ describe('tasks - lifecycle', () => {
     b.t.serve('job:**', (_input, ctx) => {
       started.resolve();
       return new Promise((_, reject) =>
-        ctx.signal.addEventListener('abort', () => (stopped.resolve(ctx.signal.reason), reject(ctx.signal.reason))),
+        ctx.signal.addEventListener('abort', () => {
+          stopped.resolve(ctx.signal.reason);
+          reject(ctx.signal.reason);
+        }),
       );
     });
     const controller = new AbortController();
@@ -217,7 +220,13 @@ describe('tasks - lifecycle', () => {
     const workerAborted = deferred();
     b.t.serve(
       'slow:**',
-      (_input, ctx) => new Promise((resolve) => ctx.signal.addEventListener('abort', () => (workerAborted.resolve(), resolve('late')))),
+      (_input, ctx) =>
+        new Promise((resolve) =>
+          ctx.signal.addEventListener('abort', () => {
+            workerAborted.resolve();
+            resolve('late');
+          }),
+        ),
     );
     const task = a.t.delegate({ to: b.did, capability: 'slow:job', timeoutMs: 300 });
     const error = await task.result.catch((e: unknown) => e);
