@@ -66,7 +66,15 @@ export class Mesh {
 }
 
 /** A frame signed by `key` on its `msg` subject to `to`, with or without `aud`. */
-export function message(mesh: string, key: AgentKey, to: { did: string; agentId: string }, typ: string, data: unknown, aud = true, id?: Uint8Array) {
+export function message(
+  mesh: string,
+  key: AgentKey,
+  to: { did: string; agentId: string },
+  typ: string,
+  data: unknown,
+  aud = true,
+  id?: Uint8Array,
+) {
   const subject = meshSubjects(mesh).message(to.agentId, key.agentId);
   const { bytes, body } = signFrame(key, { sub: subject, typ, data, ...(aud && { aud: to.did }), ...(id !== undefined && { id }) });
   return { subject, bytes, body };

@@ -130,9 +130,19 @@ describe('broker service', () => {
     // The same evidence reported to the broker, as any peer could.
     const forged = flipBit(real.bytes, 100 * 8);
     for (let i = 0; i < 20; i++) {
-      report(reporter.agent, broker, { v: 1, claim: 'rejection', reason: 'bad_signature', frames: [{ subject: real.subject, frame: forged }] });
+      report(reporter.agent, broker, {
+        v: 1,
+        claim: 'rejection',
+        reason: 'bad_signature',
+        frames: [{ subject: real.subject, frame: forged }],
+      });
       report(reporter.agent, broker, { v: 1, claim: 'protocol', frames: [{ subject: real.subject, frame: forged }] });
-      report(reporter.agent, broker, { v: 1, claim: 'rejection', reason: 'replay', frames: [{ subject: real.subject, frame: real.bytes }] });
+      report(reporter.agent, broker, {
+        v: 1,
+        claim: 'rejection',
+        reason: 'replay',
+        frames: [{ subject: real.subject, frame: real.bytes }],
+      });
     }
     await waitFor(() => broker.stats().reports === 60, 'the broker reads 60 reports');
     await broker.idle();
@@ -157,7 +167,11 @@ describe('broker service', () => {
     // The liar's real declaration, read back from its guard's report path is not exposed: sign a fresh one it never published.
     const { signFrame } = await import('@trustmesh/protocol');
     const rulesSubject = mesh.subjects.broadcast('rules', liar.agent.agentId);
-    const unpublished = signFrame(liar.agent.key, { sub: rulesSubject, typ: 'trust.rules', data: { v: 1, rules: { mesh: { maxBytes: 1 } } } });
+    const unpublished = signFrame(liar.agent.key, {
+      sub: rulesSubject,
+      typ: 'trust.rules',
+      data: { v: 1, rules: { mesh: { maxBytes: 1 } } },
+    });
     const published = signFrame(liar.agent.key, { sub: rulesSubject, typ: 'trust.rules', data: { v: 1, rules: TASK_RULES } });
     const reports = [
       { v: 1, claim: 'protocol', frames: [{ subject: good.subject, frame: good.bytes }] }, // valid frame, no fault
@@ -166,8 +180,22 @@ describe('broker service', () => {
       { v: 1, claim: 'policy', frames: [{ subject: bad.subject, frame: bad.bytes }] }, // no declaration
       { v: 1, claim: 'policy', frames: [{ subject: elsewhere.subject, frame: elsewhere.bytes }], declaration: published.bytes }, // not to the reporter
       { v: 1, claim: 'policy', frames: [{ subject: good.subject, frame: flipBit(bad.bytes, 120 * 8) }], declaration: published.bytes }, // tampered
-      { v: 1, claim: 'equivocation', frames: [{ subject: good.subject, frame: good.bytes }, { subject: good.subject, frame: good.bytes }] },
-      { v: 1, claim: 'equivocation', frames: [{ subject: good.subject, frame: good.bytes }, { subject: bad.subject, frame: bad.bytes }] },
+      {
+        v: 1,
+        claim: 'equivocation',
+        frames: [
+          { subject: good.subject, frame: good.bytes },
+          { subject: good.subject, frame: good.bytes },
+        ],
+      },
+      {
+        v: 1,
+        claim: 'equivocation',
+        frames: [
+          { subject: good.subject, frame: good.bytes },
+          { subject: bad.subject, frame: bad.bytes },
+        ],
+      },
       { v: 1, claim: 'protocol', frames: [{ subject: 'tm.othermesh.msg.a.b', frame: good.bytes }] },
       { v: 2, claim: 'protocol', frames: [] },
       'not a report',
