@@ -354,6 +354,13 @@ async function presignedSend(cmd: Extract<Command, { op: 'presigned-send' }>): P
       frames[seq] = signFrame(key, { sub: subject, typ: 'bench', data: payload, aud: cmd.to }).bytes;
     }
     const presignMs = performance.now() - t0;
+    // Announce the key on presence first, as a sender agent would: receivers serve known peers
+    // first and give unknown keys only a small verification budget.
+    const presence = subjects.presence(cmd.mesh, key.agentId);
+    const join = { status: 'join', name: 'bench-presigned', version: '0.0.0', capabilities: [] };
+    nc.publish(presence, signFrame(key, { sub: presence, typ: 'tm.presence', data: join }).bytes);
+    await nc.flush();
+    await new Promise((resolve) => setTimeout(resolve, 300));
     const result = await pump(cmd.id, nc, cmd.count, cmd.window, cmd.batch, (seq) => {
       nc.publish(subject, frames[seq]!);
     });

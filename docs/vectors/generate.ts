@@ -1181,6 +1181,51 @@ export function buildVectors(): VectorFile {
     );
   }
 
+  // equivocation: another frame signed with an id already accepted (only the signer can make it)
+  {
+    const first = signed(base('equivocation'));
+    const second = signBody(
+      alice,
+      mp.map(
+        bodyEntries(alice, {
+          id: fixedId('equivocation'),
+          sub: baseSub,
+          aud: bob.did,
+          typ: 'chat.greet',
+          iat: baseIat,
+          data: mp.str('another text'),
+        }),
+      ),
+    );
+    addNegative(
+      'equivocation',
+      'two different frames signed by alice with the same id: the second is equivocation, not replay',
+      second,
+      baseSub,
+      baseNow,
+      'equivocation',
+      {
+        receiver_did: bob.did,
+        preceded_by: [first],
+      },
+    );
+  }
+
+  // the header key against the subject's sender (rule 3a), before the signature
+  {
+    const broken = Uint8Array.from(good);
+    broken[40]! ^= 1; // inside the signature
+    addNegative(
+      'subject_mismatch-sender-before-signature',
+      "a frame with a broken signature, on carol's subject: the header key is not the sender the subject names, refused before the signature check",
+      broken,
+      msgSub(bob, carol),
+      baseNow,
+      'subject_mismatch',
+      { receiver_did: bob.did },
+    );
+  }
+
   return {
     description:
       'TrustMesh wire protocol v1 test vectors (docs/protocol.md §12). Positive vectors MUST be accepted by a receiver at now_ms on subject ' +

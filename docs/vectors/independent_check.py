@@ -443,6 +443,8 @@ class Receiver:
         self.max_replay_entries = max_replay_entries
         # (public key, id) -> iat of every accepted frame still remembered.
         self.memory: dict[tuple[bytes, bytes], int] = {}
+        # (public key, id) -> signature of that frame: another frame with the same pair is equivocation.
+        self.signatures: dict[tuple[bytes, bytes], bytes] = {}
         # The floor F of §7; None until something has been forgotten early.
         self.floor: int | None = None
         self.counters: dict[str, int] = {}
@@ -457,11 +459,13 @@ class Receiver:
         limit = now - self.window_ms
         for k in [k for k, iat in self.memory.items() if iat < limit]:
             del self.memory[k]
+            del self.signatures[k]
 
     def _evict_oldest(self) -> None:
         oldest = min(self.memory.values())
         for k in [k for k, iat in self.memory.items() if iat == oldest]:
             del self.memory[k]
+            del self.signatures[k]
         self.floor = oldest if self.floor is None else max(self.floor, oldest)
 
     # -- rules ------------------------------------------------------------
@@ -486,6 +490,11 @@ class Receiver:
         public_key = frame[1:33]
         signature = frame[33:97]
         body = frame[HEADER_LEN:]
+        # Rule 3a: the subject's last token must name the header key, checked before
+        # the (costly) signature check.
+        last_token = subject.rsplit(".", 1)[-1]
+        if last_token != agent_id_from_public_key(public_key):
+            raise Reject("subject_mismatch", "the header key is not the sender the subject names")
         # Rule 4: before any parsing of the body.
         if not ed25519_verify(public_key, SIGNING_PREFIX + body, signature):
             raise Reject("bad_signature")
@@ -542,7 +551,9 @@ class Receiver:
         # Rule 12
         key = (bytes(public_key), bytes(m["id"]))
         if key in self.memory:
-            raise Reject("replay")
+            if self.signatures[key] == bytes(signature):
+                raise Reject("replay")
+            raise Reject("equivocation", "another frame with this (key, id) was accepted")
         # Accept: remember, bounded memory raises the floor.
         self._expire(now)
         if self.max_replay_entries is not None:
@@ -553,6 +564,7 @@ class Receiver:
             if self.max_replay_entries <= 0:  # degenerate: cannot remember anything
                 raise Reject("stale", "replay memory has no room")
         self.memory[key] = iat
+        self.signatures[key] = bytes(signature)
         return m
 
 
@@ -572,7 +584,7 @@ NEGATIVE_FIELDS = {
 REASONS = {
     "too_large", "bad_frame", "bad_version", "bad_signature", "issuer_mismatch",
     "subject_mismatch", "audience_mismatch", "stale", "future", "replay",
-    "unsolicited",
+    "equivocation", "unsolicited",
 }
 
 

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, MESSAGE_TYPES, type MeshSubjects, type OpenedFrame, TrustMeshError } from '@trustmesh/protocol';
-import { FrameTooLargeError } from './errors.ts';
+import { AgentClosedError, FrameTooLargeError } from './errors.ts';
 import type { PeerRef } from './extensions.ts';
 import type { Ledger } from './ledger.ts';
 import type { Outbound } from './outbound.ts';
@@ -157,22 +157,39 @@ export class Dispatcher {
 
   private run(job: Job): void {
     const { frame, isRequest, sender } = job;
-    const controller = new AbortController();
-    this.controllers.add(controller);
+    // The AbortController is made only if the handler looks at ctx.signal: most never do,
+    // and one per message is a measurable share of the receive path.
+    let controller: AbortController | undefined;
+    const signal = (): AbortSignal => {
+      if (controller === undefined) {
+        controller = new AbortController();
+        if (finished) controller.abort(new AgentClosedError('the handler call has finished'));
+        else this.controllers.add(controller);
+      }
+      return controller.signal;
+    };
     this.inFlight++;
     this.running.set(sender.agentId, this.runningFor(sender) + 1);
     let finished = false;
     const finish = () => {
       if (finished) return;
       finished = true;
-      this.controllers.delete(controller);
+      if (controller !== undefined) this.controllers.delete(controller);
       this.inFlight--;
       const left = this.runningFor(sender) - 1;
       if (left > 0) this.running.set(sender.agentId, left);
       else this.running.delete(sender.agentId);
       this.pump();
     };
-    const context: MessageContext = { from: frame.iss, typ: frame.typ, frame, isRequest, signal: controller.signal };
+    const context: MessageContext = {
+      from: frame.iss,
+      typ: frame.typ,
+      frame,
+      isRequest,
+      get signal() {
+        return signal();
+      },
+    };
     let outcome: unknown;
     try {
       outcome = job.handler(frame.data, context);
