@@ -9,45 +9,50 @@ import { Worker } from 'node:worker_threads';
 import { cpus } from 'node:os';
 import { createPublicKey, verify } from 'node:crypto';
 
-/** The worker's whole program. It must not refer to anything outside itself. */
-function workerMain(): void {
-  const { parentPort } = require('node:worker_threads') as typeof import('node:worker_threads');
-  const crypto = require('node:crypto') as typeof import('node:crypto');
-  const SPKI = Buffer.from('302a300506032b6570032100', 'hex');
-  const DOMAIN = Buffer.from('trustmesh/v1\n', 'latin1');
-  const keys = new Map<string, import('node:crypto').KeyObject | null>();
-  const check = (frame: Buffer): number => {
-    if (frame.length < 98 || frame.length > 1024 * 1024 || frame[0] !== 1) return 0;
-    const id = frame.toString('latin1', 1, 33);
-    let key = keys.get(id);
-    if (key === undefined) {
-      if (keys.size > 16384) keys.clear();
-      try {
-        key = crypto.createPublicKey({ key: Buffer.concat([SPKI, frame.subarray(1, 33)]), format: 'der', type: 'spki' });
-      } catch {
-        key = null;
-      }
-      keys.set(id, key);
-    }
-    if (key === null) return 0;
+/**
+ * The worker's whole program, as source text: a function's own source would
+ * carry whatever helpers a TypeScript loader adds (tsx's `__name`), which do
+ * not exist in the worker.
+ */
+const WORKER_SOURCE = String.raw`
+'use strict';
+const { parentPort } = require('node:worker_threads');
+const crypto = require('node:crypto');
+const SPKI = Buffer.from('302a300506032b6570032100', 'hex');
+const DOMAIN = Buffer.from('trustmesh/v1\n', 'latin1');
+const keys = new Map();
+function check(frame) {
+  if (frame.length < 98 || frame.length > 1024 * 1024 || frame[0] !== 1) return 0;
+  const id = frame.toString('latin1', 1, 33);
+  let key = keys.get(id);
+  if (key === undefined) {
+    if (keys.size > 16384) keys.clear();
     try {
-      return crypto.verify(null, Buffer.concat([DOMAIN, frame.subarray(97)]), key, frame.subarray(33, 97)) ? 1 : 0;
+      key = crypto.createPublicKey({ key: Buffer.concat([SPKI, frame.subarray(1, 33)]), format: 'der', type: 'spki' });
     } catch {
-      return 0;
+      key = null;
     }
-  };
-  parentPort!.on('message', (msg: { id: number; data: ArrayBuffer; ends: ArrayBuffer }) => {
-    const data = Buffer.from(msg.data);
-    const ends = new Uint32Array(msg.ends);
-    const out = new Uint8Array(ends.length);
-    let start = 0;
-    for (let i = 0; i < ends.length; i++) {
-      out[i] = check(data.subarray(start, ends[i]));
-      start = ends[i]!;
-    }
-    parentPort!.postMessage({ id: msg.id, out: out.buffer }, [out.buffer]);
-  });
+    keys.set(id, key);
+  }
+  if (key === null) return 0;
+  try {
+    return crypto.verify(null, Buffer.concat([DOMAIN, frame.subarray(97)]), key, frame.subarray(33, 97)) ? 1 : 0;
+  } catch {
+    return 0;
+  }
 }
+parentPort.on('message', (msg) => {
+  const data = Buffer.from(msg.data);
+  const ends = new Uint32Array(msg.ends);
+  const out = new Uint8Array(ends.length);
+  let start = 0;
+  for (let i = 0; i < ends.length; i++) {
+    out[i] = check(data.subarray(start, ends[i]));
+    start = ends[i];
+  }
+  parentPort.postMessage({ id: msg.id, out: out.buffer }, [out.buffer]);
+});
+`;
 
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 const DOMAIN = Buffer.from('trustmesh/v1\n', 'latin1');
@@ -79,9 +84,8 @@ export function createSignaturePool(workers: number = defaultWorkers()): Signatu
   if (workers === 0) {
     return { workers, check: async (frames) => frames.map(checkHere), close: async () => undefined };
   }
-  const source = `(${workerMain.toString()})()`;
   const threads = Array.from({ length: workers }, () => {
-    const w = new Worker(source, { eval: true });
+    const w = new Worker(WORKER_SOURCE, { eval: true });
     w.unref();
     return w;
   });
@@ -129,12 +133,19 @@ export function createSignaturePool(workers: number = defaultWorkers()): Signatu
     workers,
     async check(frames) {
       if (frames.length === 0) return [];
+      // A failed worker pool must not stop the audit: check in this thread instead.
+      if (failed !== undefined) return frames.map(checkHere);
       // split so every worker gets a share, at least 64 frames a piece
       const pieces = Math.max(1, Math.min(workers, Math.floor(frames.length / 64)));
       const size = Math.ceil(frames.length / pieces);
       const parts: Promise<Uint8Array>[] = [];
       for (let i = 0; i < frames.length; i += size) parts.push(send(frames.slice(i, i + size)));
-      const results = await Promise.all(parts);
+      let results: Uint8Array[];
+      try {
+        results = await Promise.all(parts);
+      } catch {
+        return frames.map(checkHere);
+      }
       const out: boolean[] = [];
       for (const r of results) for (const b of r) out.push(b === 1);
       return out;

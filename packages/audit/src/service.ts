@@ -220,15 +220,17 @@ class Service implements AuditService {
     const next = this.store.lastSeq + 1;
     try {
       const info = await this.jsm.consumers.info(this.stream, this.#consumerName);
-      if (info.ack_floor.stream_seq <= this.store.lastSeq) return;
-      // The consumer acked more than the store holds (the store was replaced): start again from the store.
+      if (info.ack_floor.stream_seq <= this.store.lastSeq && info.config.ack_policy === AckPolicy.All) return;
+      // The consumer acked more than the store holds (the store was replaced), or is of an older
+      // configuration: start again from the store's next sequence.
       await this.jsm.consumers.delete(this.stream, this.#consumerName);
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
     await this.jsm.consumers.add(this.stream, {
       durable_name: this.#consumerName,
-      ack_policy: AckPolicy.Explicit,
+      // Records are appended in stream order, so one ack of the batch's last message acks the batch.
+      ack_policy: AckPolicy.All,
       deliver_policy: next === 1 ? DeliverPolicy.All : DeliverPolicy.StartSequence,
       ...(next === 1 ? {} : { opt_start_seq: next }),
       ack_wait: 30_000_000_000,
@@ -321,7 +323,7 @@ class Service implements AuditService {
       this.#outages.unshift(...outages);
       throw err;
     }
-    for (const m of batch) m.ack();
+    batch[batch.length - 1]?.ack();
     this.#account(appended);
   }
 
