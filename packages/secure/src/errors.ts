@@ -14,6 +14,7 @@ export const SECURE_ERRORS = {
   permission_denied: 'the server refused a publish or subscription that the connection is not permitted',
   account_update_failed: 'the running server did not accept the updated account JWT',
   creds_invalid: 'a creds file does not hold a user JWT and a user nkey seed',
+  jetstream_error: 'a JetStream API request of the authority or its tools was refused or failed (the message has the server text)',
 } as const;
 
 export type SecureErrorCode = keyof typeof SECURE_ERRORS;

@@ -46,6 +46,7 @@ export type { JwtIdentity } from './connect.ts';
 export { ROLES, PERMISSION_TABLE, renderPermissions, renderSubject, permissionTableMarkdown } from './permissions.ts';
 export type { Role, Grant, RoleGrants, GrantContext } from './permissions.ts';
 export { meshResources, kvStream, inboxPrefix } from './names.ts';
+export { hardenBucket, AGENT_WRITABLE_BUCKET } from './buckets.ts';
 export type { MeshResources } from './names.ts';
 export { userNkeyFromDid, userNkeyFromPublicKey, didFromUserNkey } from './nkeys.ts';
 export { watchPermissionErrors, toPermissionDenied, explainDenied } from './watch.ts';

@@ -1,12 +1,16 @@
-import type { NatsConnection } from '@nats-io/transport-node';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { FRAME_VERSION, FrameVerifier, generateKey, signFrame, subjects } from '@trustmesh/protocol';
 import { capture, loadKv, waitFor, withSecureNats, type Admitted } from '@trustmesh/test-utils';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { PermissionDeniedError, identityFromJwt, kvStream, meshResources } from '../src/index.ts';
 import { deniedErrors, sleep } from './helpers.ts';
 
 const fx = withSecureNats();
 const names = () => meshResources(fx.mesh);
+// The presence registry, as `trustmesh up` will provision it (hardened: agents write it).
+beforeAll(async () => {
+  await fx.createBucket(names().presenceBucket, { history: 1 });
+});
 
 /** An agent plus a watcher of its permission errors, explained in its own terms. */
 async function agent() {
@@ -163,8 +167,6 @@ describe('permissions - JetStream', () => {
 
   it("jetstream - an agent cannot create a consumer (kv.watch), so it cannot route stored records into another agent's inbox", async () => {
     const { Kvm } = await loadKv();
-    const operator = await fx.admitted('operator');
-    await new Kvm(operator.nc).create(names().presenceBucket, { history: 1 }).catch(() => undefined);
     const victim = await fx.admitted('agent');
     await (await new Kvm(victim.nc).open(names().presenceBucket)).put(victim.key.agentId, 'victim record');
     const mallory = await agent();
@@ -194,7 +196,6 @@ describe('permissions - JetStream', () => {
   it("jetstream - why consumers are withheld: one created by a role that may, delivers stored records into another agent's inbox", async () => {
     const { Kvm } = await loadKv();
     const operator = await fx.admitted('operator');
-    await new Kvm(operator.nc).create(names().presenceBucket, { history: 1 }).catch(() => undefined);
     const victim = await fx.admitted('agent');
     await (await new Kvm(victim.nc).open(names().presenceBucket)).put(victim.key.agentId, 'victim record');
     const bob = generateKey();
@@ -236,8 +237,6 @@ describe('permissions - JetStream', () => {
 
   it("jetstream - what an agent can still route onto another agent's subject through the JetStream API is JSON, never frame bytes", async () => {
     const { Kvm } = await loadKv();
-    const operator = await fx.admitted('operator');
-    await new Kvm(operator.nc).create(names().presenceBucket, { history: 1 }).catch(() => undefined);
     const victim = await fx.admitted('agent');
     const bob = await fx.admitted('agent');
     const mallory = await agent();
@@ -267,7 +266,6 @@ describe('permissions - JetStream', () => {
   it('jetstream - an agent writes its own presence record (key = its agent id) and no other', async () => {
     const { Kvm } = await loadKv();
     const operator = await fx.admitted('operator');
-    await new Kvm(operator.nc).create(names().presenceBucket, { history: 1 });
     const alice = await agent();
     const victim = await fx.admitted('agent');
     const registry = await new Kvm(alice.nc).open(names().presenceBucket);
@@ -277,6 +275,31 @@ describe('permissions - JetStream', () => {
     const read = await new Kvm(operator.nc).open(names().presenceBucket);
     expect((await read.get(alice.key.agentId))?.string()).toBe('signed presence record');
     expect(await read.get(victim.key.agentId)).toBeNull();
+  });
+
+  it('jetstream - an agent cannot wipe the presence registry with a rollup header; on a bucket left as nats.js makes it, one message would', async () => {
+    const { Kvm } = await loadKv();
+    const a1 = await fx.admitted('agent');
+    await (await new Kvm(a1.nc).open(names().presenceBucket)).put(a1.key.agentId, 'record of a1');
+    const mallory = await agent();
+    const rollupAll = headers();
+    rollupAll.set('Nats-Rollup', 'all');
+    const ack = await mallory.nc.request(`$KV.${names().presenceBucket}.${mallory.key.agentId}`, 'wipe', {
+      headers: rollupAll,
+      timeout: 3_000,
+    });
+    expect(JSON.parse(ack.string()).error?.description).toMatch(/rollup not permitted/);
+    const reader = await new Kvm((await fx.admitted('agent')).nc).open(names().presenceBucket);
+    expect((await reader.get(a1.key.agentId))?.string()).toBe('record of a1');
+
+    // Why: the broker's trust bucket as nats.js creates it (rollup allowed) loses every key to one message.
+    const broker = await fx.admitted('broker');
+    const trust = await new Kvm(broker.nc).create(names().trustBucket);
+    await trust.put('z6MkOne', '600');
+    await trust.put('z6MkTwo', '700');
+    await broker.nc.request(`$KV.${names().trustBucket}.z6MkThree`, '500', { headers: rollupAll, timeout: 3_000 });
+    expect(await trust.get('z6MkOne')).toBeNull();
+    expect((await trust.get('z6MkThree'))?.string()).toBe('500');
   });
 
   it('jetstream - an agent cannot delete or purge the trust bucket or the audit stream, nor create streams', async () => {

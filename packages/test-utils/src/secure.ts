@@ -17,6 +17,8 @@ import { startNatsServer, type NatsServerHandle } from '@trustmesh/embedded-nats
 import { generateKey, type AgentKey } from '@trustmesh/protocol';
 import {
   createMeshAuthority,
+  hardenBucket,
+  meshResources,
   secureConnectOptions,
   type Admission,
   type AdmitOptions,
@@ -58,7 +60,8 @@ export interface SecureNatsFixture {
   /**
    * Creates a KV bucket as an operator, as `trustmesh up` will: with
    * `allow_direct: false` unless `options` say otherwise (agents may not use
-   * direct get; docs/security.md).
+   * direct get), and the mesh's presence bucket hardened (`hardenBucket`: no
+   * rollup headers, since agents write it). docs/security.md.
    */
   createBucket(bucket: string, options?: Record<string, unknown>): Promise<KvLike>;
   /** A connection of the system account user (account updates). */
@@ -144,7 +147,9 @@ export function withSecureNats(init: SecureNatsInit = {}): SecureNatsFixture {
     async createBucket(bucket, options = {}) {
       const operator = await fixture.admitted('operator');
       const { Kvm } = await loadKv();
-      return new Kvm(operator.nc).create(bucket, { allow_direct: false, ...options });
+      const kv = await new Kvm(operator.nc).create(bucket, { allow_direct: false, ...options });
+      if (bucket === meshResources(mesh).presenceBucket) await hardenBucket(operator.nc, bucket);
+      return kv;
     },
     async connectSystem() {
       const nc = await connect(ready(authority).systemConnectOptions(ready(server).url));
