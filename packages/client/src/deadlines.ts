@@ -81,14 +81,17 @@ export class Deadlines {
     this.armedFor = Infinity;
     const due = Math.floor(this.now() / SLOT_MS);
     let next = Infinity;
+    const dueSlots: number[] = [];
+    for (const slot of this.slots.keys()) {
+      if (slot <= due) dueSlots.push(slot);
+      else if (slot < next) next = slot;
+    }
+    // Earlier deadlines first, whatever order their slots were created in.
+    dueSlots.sort((a, b) => a - b);
     const fired: Entry[] = [];
-    for (const [slot, set] of this.slots) {
-      if (slot <= due) {
-        this.slots.delete(slot);
-        for (const entry of set) fired.push(entry);
-      } else if (slot < next) {
-        next = slot;
-      }
+    for (const slot of dueSlots) {
+      for (const entry of this.slots.get(slot)!) fired.push(entry);
+      this.slots.delete(slot);
     }
     this.count -= fired.length;
     if (next !== Infinity) this.arm(next);
