@@ -1,4 +1,5 @@
 import { TrustMeshError } from '@trustmesh/protocol';
+import { RequestTimeoutError } from '../errors.ts';
 
 /**
  * The worker refused the task before running it: its chain failed a rule of
@@ -46,19 +47,20 @@ export class TaskCanceledError extends TrustMeshError {
   }
 }
 
-/** No terminal state arrived within the task's timeout; the task was canceled and counted as a failure of its worker. */
-export class TaskTimeoutError extends TrustMeshError {
-  declare readonly code: 'timeout';
+/**
+ * No terminal state arrived within the task's timeout; the task was canceled
+ * and counted as a failure of its worker. A {@link RequestTimeoutError}, so a
+ * breaker that counts the agent's own request timeouts counts this one too.
+ */
+export class TaskTimeoutError extends RequestTimeoutError {
   constructor(
     readonly taskId: string,
-    readonly timeoutMs: number,
+    timeoutMs: number,
     /** The worker it was assigned to; undefined when no worker claimed a capability-addressed task. */
     readonly worker: string | undefined,
   ) {
-    super(
-      'timeout',
-      `task ${taskId} reached no terminal state within ${timeoutMs} ms${worker === undefined ? ' (no worker claimed it)' : ''}`,
-    );
+    super(worker ?? 'no worker', 'tm.task.submit', timeoutMs);
+    this.message = `task ${taskId} reached no terminal state within ${timeoutMs} ms${worker === undefined ? ' (no worker claimed it)' : ''}`;
     this.name = 'TaskTimeoutError';
   }
 }

@@ -199,16 +199,8 @@ class TaskModule implements Tasks {
         links = mint(worker);
       }
       task = new OutgoingTask(this.#outgoingHost, base);
-      task.assign(worker, links);
       this.#track(task, init.signal);
-      this.#send(worker, TASK_TYPES.submit, {
-        id,
-        capability: init.capability,
-        chain: links.map((t) => t.bytes),
-        input: init.input,
-        deadline,
-        ...(parent !== undefined && { parent: parent.id }),
-      });
+      this.#dispatch(task, worker, links, init.input, deadline, (error) => task.refuse(error));
     } else {
       const route = init.to?.capability;
       if (!isValidPattern(route)) throw new InvalidArgumentError(`to.capability ${JSON.stringify(route)} is not a capability pattern`);
@@ -397,14 +389,57 @@ class TaskModule implements Tasks {
       return;
     }
     this.#offers.delete(msg.id);
-    offer.task.assign(claimer, links);
-    this.#send(claimer, TASK_TYPES.submit, {
-      id: msg.id,
-      capability: offer.task.capability,
-      chain: links.map((t) => t.bytes),
-      input: offer.input,
-      deadline: offer.deadline,
-      ...(offer.task.parent !== undefined && { parent: offer.task.parent }),
+    this.#dispatch(offer.task, claimer, links, offer.input, offer.deadline, () => {
+      // the interceptor refused this claimer (an open breaker): the offer is open again
+      offer.task.assign(undefined, []);
+      if (!offer.task.terminal) this.#offers.set(msg.id, offer);
+      decline('refused');
+    });
+  }
+
+  /** Assigns the task to `worker` and sends it, through the interceptor when there is one. */
+  #dispatch(
+    task: OutgoingTask,
+    worker: string,
+    links: CapabilityToken[],
+    input: unknown,
+    deadline: number,
+    refused: (error: unknown) => void,
+  ): void {
+    task.assign(worker, links);
+    const send = (): Promise<unknown> => {
+      this.#send(worker, TASK_TYPES.submit, {
+        id: task.id,
+        capability: task.capability,
+        chain: links.map((t) => t.bytes),
+        input,
+        deadline,
+        ...(task.parent !== undefined && { parent: task.parent }),
+      });
+      return task.result;
+    };
+    const interceptor = this.#init.interceptor;
+    if (interceptor === undefined) {
+      try {
+        send();
+      } catch (error) {
+        refused(error); // e.g. the input makes the frame too large
+      }
+      return;
+    }
+    let sent = false;
+    const call = {
+      to: { did: worker, agentId: agentIdFromDid(worker) },
+      typ: TASK_TYPES.submit,
+      data: { id: task.id },
+      timeoutMs: task.timeoutMs,
+      signal: undefined,
+    };
+    interceptor(call, () => {
+      sent = true;
+      return send();
+    }).catch((error: unknown) => {
+      if (!sent) refused(error);
     });
   }
 

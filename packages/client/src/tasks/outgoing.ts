@@ -73,7 +73,7 @@ export class OutgoingTask implements TaskHandle {
   }
 
   /** The worker and the chain granted to it (the last link's audience). */
-  assign(worker: string, chain: readonly CapabilityToken[]): void {
+  assign(worker: string | undefined, chain: readonly CapabilityToken[]): void {
     this.#worker = worker;
     this.#chain = chain;
   }
@@ -181,6 +181,21 @@ export class OutgoingTask implements TaskHandle {
         );
         return true;
     }
+  }
+
+  /** A local refusal before the task was sent (an interceptor such as an open breaker): `failed` with the error's code. */
+  refuse(error: unknown): void {
+    if (this.terminal) return;
+    const err = error instanceof Error ? error : new Error('refused before sending');
+    const code: unknown = (err as Error & { code?: unknown }).code;
+    this.#finish(
+      {
+        state: 'failed',
+        at: this.host.now(),
+        error: { code: typeof code === 'string' ? code : 'refused', message: cleanText(err.message) },
+      },
+      err,
+    );
   }
 
   /** The agent left: settle without sending anything. */

@@ -1,5 +1,5 @@
 import type { CapabilityToken, ChainRejectReason, RootAuthority, TokenCache } from '@trustmesh/protocol';
-import type { AgentExtension } from '../extensions.ts';
+import type { AgentExtension, RequestInterceptor } from '../extensions.ts';
 import type { TaskState } from './wire.ts';
 
 export interface TasksInit {
@@ -28,6 +28,15 @@ export interface TasksInit {
    * The hook for circuit breakers and for task reports to the trust broker.
    */
   onOutcome?: (did: string, outcome: 'success' | 'failure', task: TaskSnapshot) => void;
+  /**
+   * Wraps each task's delivery to its worker like a request (e.g.
+   * `breakers().interceptRequest`): `next` sends the task and resolves or
+   * rejects with its result, so failures and timeouts count against the
+   * worker; an interceptor that throws without calling `next` keeps the task
+   * from being sent (a direct task then fails with that error; a claimer of a
+   * capability-addressed task is declined and the offer stays open).
+   */
+  interceptor?: RequestInterceptor;
   /** A task frame this agent refused because of its chain (every reason), with the evidence when attributable. */
   onViolation?: (violation: ChainViolation) => void;
 }
