@@ -30,13 +30,20 @@ export interface Checkpoint {
   frame: Uint8Array;
 }
 
-export function signCheckpoint(key: AgentKey, mesh: string, position: number, head: Uint8Array, iat?: number): Checkpoint {
+/** Signs "records 1..position chain to head". `iat` and `id` are fixed only for test vectors. */
+export function signCheckpoint(
+  key: AgentKey,
+  mesh: string,
+  position: number,
+  head: Uint8Array,
+  options: { iat?: number; id?: Uint8Array } = {},
+): Checkpoint {
   if (!Number.isSafeInteger(position) || position < 0) throw invalid('position must be a non-negative integer');
   if (!(head instanceof Uint8Array) || head.length !== HASH_LENGTH) throw invalid(`head must be ${HASH_LENGTH} bytes`);
   const sub = checkpointSubject(mesh, key.agentId);
   // Above 2^32 msgpackr would write a plain number as a float64: send it as a 64-bit int.
   const data = { mesh, position: position > 0xffffffff ? BigInt(position) : position, head };
-  const signed = signFrame(key, iat === undefined ? { sub, typ: CHECKPOINT_TYPE, data } : { sub, typ: CHECKPOINT_TYPE, data, iat });
+  const signed = signFrame(key, { sub, typ: CHECKPOINT_TYPE, data, ...options });
   return { mesh, position, head: Uint8Array.from(head), signer: key.did, iat: signed.body.iat, frame: signed.bytes };
 }
 
