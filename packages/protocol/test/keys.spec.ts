@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
@@ -348,5 +348,29 @@ describe('keys files', () => {
         expect(toHex(loaded.sign(new Uint8Array([7])))).toBe(toHex(key.sign(new Uint8Array([7]))));
       }
     }
+  });
+
+  it('keys - loadKeyFile refuses a symbolic link (no following it to someone else's file) and a directory', async () => {
+    const real = freshPath();
+    await saveKeyFile(real, generateKey());
+    const linkPath = freshPath();
+    await symlink(real, linkPath);
+    await expectKeyError(loadKeyFile(linkPath), 'key_file_invalid');
+    await expectKeyError(loadKeyFile(dir), 'key_file_invalid');
+  });
+
+  it('keys - saveKeyFile replaces a symlink planted at the target instead of writing through it, and leaves no temp file', async () => {
+    const victim = freshPath();
+    await writeFile(victim, 'not yours', { mode: 0o644 });
+    const target = freshPath();
+    await symlink(victim, target);
+    await expectKeyError(saveKeyFile(target, generateKey()), 'key_file_exists');
+    const key = generateKey();
+    await saveKeyFile(target, key, { overwrite: true });
+    expect(await readFile(victim, 'utf8')).toBe('not yours');
+    expect((await lstat(target)).isSymbolicLink()).toBe(false);
+    expect(((await stat(target)).mode & 0o777).toString(8)).toBe('600');
+    expect((await loadKeyFile(target)).did).toBe(key.did);
+    expect((await readdir(dir)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 });

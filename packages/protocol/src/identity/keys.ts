@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { type FileHandle, open, readFile, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { type FileHandle, link, lstat, open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { inspect } from 'node:util';
 import { fromHex, toHex } from '../util/bytes.ts';
 import { agentIdFromPublicKey } from './did.ts';
@@ -92,41 +94,76 @@ export async function saveKeyFile(path: string, key: AgentKey, options: SaveKeyO
     public_key_hex: toHex(key.publicKey),
     seed_hex: toHex(seed),
   };
-  let handle: FileHandle;
+  if (!options.overwrite && (await exists(path))) {
+    throw new KeyError('key_file_exists', `key file ${path} already exists; refusing to overwrite it`);
+  }
+  // Written to a fresh temp file beside the target (O_EXCL: never an existing file; O_NOFOLLOW:
+  // never through a symlink planted there), created 0600, synced, then renamed over the target:
+  // a reader sees the old file or the whole new one, and the seed never lands in a file others can read.
+  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   try {
-    handle = await open(path, options.overwrite ? 'w' : 'wx', 0o600);
+    await handle.writeFile(`${JSON.stringify(file, null, 2)}\n`);
+    await handle.sync();
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new KeyError('key_file_exists', `key file ${path} already exists; refusing to overwrite it`);
-    }
+    await handle.close().catch(() => undefined);
+    await unlink(temp).catch(() => undefined);
     throw err;
   }
+  await handle.close();
+  if (!options.overwrite) {
+    // link() fails if the target appeared meanwhile, where rename() would replace it.
+    try {
+      await link(temp, path);
+    } catch (err) {
+      await unlink(temp).catch(() => undefined);
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new KeyError('key_file_exists', `key file ${path} already exists; refusing to overwrite it`);
+      }
+      throw err;
+    }
+    await unlink(temp);
+    return;
+  }
+  await rename(temp, path);
+}
+
+async function exists(path: string): Promise<boolean> {
   try {
-    // An existing file opened with 'w' keeps its old mode; force 0600 before the seed is written.
-    await handle.chmod(0o600);
-    await handle.writeFile(JSON.stringify(file, null, 2) + '\n');
-  } finally {
-    await handle.close();
+    await lstat(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
 export async function loadKeyFile(path: string, options: KeyOptions = {}): Promise<AgentKey> {
   let text: string;
+  let handle: FileHandle | undefined;
   try {
-    const info = await stat(path);
+    // One open, then fstat on that descriptor: the file checked is the file read (no swap in between),
+    // and a symlink is not followed to someone else's file.
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    const info = await handle.stat();
+    if (!info.isFile()) throw new KeyError('key_file_invalid', `${path} is not a regular file`);
+    if (typeof process.getuid === 'function' && info.uid !== process.getuid()) {
+      throw new KeyError('key_file_permissions', `key file ${path} belongs to another user (uid ${info.uid}); a key file must be your own`);
+    }
     if ((info.mode & 0o077) !== 0) {
       throw new KeyError(
         'key_file_permissions',
         `key file ${path} is readable by group or others (mode ${(info.mode & 0o777).toString(8)}); run: chmod 600 ${path}`,
       );
     }
-    text = await readFile(path, 'utf8');
+    text = await handle.readFile('utf8');
   } catch (err) {
     if (err instanceof KeyError) throw err;
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new KeyError('key_file_missing', `no key file at ${path}`);
-    }
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new KeyError('key_file_missing', `no key file at ${path}`);
+    if (code === 'ELOOP') throw new KeyError('key_file_invalid', `${path} is a symbolic link; point to the key file itself`);
     throw err;
+  } finally {
+    await handle?.close().catch(() => undefined);
   }
   let parsed: Partial<KeyFile>;
   try {
