@@ -350,7 +350,7 @@ describe('keys files', () => {
     }
   });
 
-  it('keys - loadKeyFile refuses a symbolic link (no following it to someone else's file) and a directory', async () => {
+  it('keys - loadKeyFile refuses a symbolic link (never followed to another file) and a directory', async () => {
     const real = freshPath();
     await saveKeyFile(real, generateKey());
     const linkPath = freshPath();
