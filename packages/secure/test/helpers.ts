@@ -32,4 +32,4 @@ export function deniedErrors(nc: NatsConnection, context?: DeniedContext) {
   };
 }
 
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export { sleep } from '@trustmesh/test-utils';
