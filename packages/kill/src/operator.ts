@@ -46,6 +46,12 @@ export interface OperatorInit {
   presenceMaxAgeMs?: number;
   /** Default wait for acknowledgements; 2,000 ms. */
   timeoutMs?: number;
+  /**
+   * Every operator of the mesh (DIDs; this operator's own is always included). A
+   * record in the kill bucket signed by anyone else is not built upon: its sequence
+   * is passed, its content ignored (in open mode anyone can write the bucket).
+   */
+  operators?: string[];
 }
 
 export interface OperationOptions {
@@ -151,6 +157,7 @@ export async function createOperator(init: OperatorInit): Promise<Operator> {
   const verifier = new FrameVerifier({ self: key.did });
   const collectors = new Map<string, Collector>();
   let lastSeq = 0;
+  const trusted = new Set([key.did, ...(init.operators ?? [])]);
 
   const ackSub: Subscription = nc.subscribe(subjects.addressed(ACK_KIND, key.agentId, '*'), {
     callback: (err, msg) => {
@@ -214,7 +221,14 @@ export async function createOperator(init: OperatorInit): Promise<Operator> {
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const read = await readState(kv, mesh);
       const revision = read.kind === 'record' ? read.record.revision : read.revision;
-      const prior: ControlData = read.kind === 'record' ? read.record.control : { seq: 0, op: 'revive', all: false, agents: [] };
+      const empty: ControlData = { seq: 0, op: 'revive', all: false, agents: [] };
+      // A record only a non-operator signed is passed (its sequence), never built upon.
+      const prior: ControlData =
+        read.kind !== 'record'
+          ? empty
+          : trusted.has(read.record.frame.iss)
+            ? read.record.control
+            : { ...empty, seq: read.record.control.seq };
       const agents = new Set(prior.agents);
       let all = prior.all;
       if (target === undefined) all = op === 'kill';
@@ -296,7 +310,7 @@ export async function createOperator(init: OperatorInit): Promise<Operator> {
     knownAgents,
     async state() {
       const read = await readState(kv, mesh);
-      if (read.kind !== 'record') return { seq: 0, all: false, killed: [] };
+      if (read.kind !== 'record' || !trusted.has(read.record.frame.iss)) return { seq: 0, all: false, killed: [] };
       const { control, frame } = read.record;
       return { seq: control.seq, all: control.all, killed: control.agents.map((a) => `did:key:${a}`), by: frame.iss };
     },

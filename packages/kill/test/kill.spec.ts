@@ -146,6 +146,13 @@ describe('kill - forgeries change nothing', () => {
     await nats.join({ mesh, name: 'joiner', extensions: [ks] });
     expect(ks.state().halted).toBe(false);
     expect(ks.stats().refused).toEqual({ not_operator: 1 });
+    // the real operator passes her sequence but does not build on her snapshot (a global kill)
+    const real = await operator(mesh, opKey);
+    expect(await real.state()).toEqual({ seq: 0, all: false, killed: [] });
+    const targeted = await real.kill({ agent: a!.agent.did });
+    expect(targeted).toMatchObject({ seq: 2, acknowledged: 1 });
+    expect(a!.ks.state()).toMatchObject({ seq: 2, all: false, halted: true, killed: [a!.agent.did] });
+    expect(ks.state()).toMatchObject({ seq: 2, all: false, halted: false });
   });
 
   it('kill - a kill with a bad signature is refused `bad_signature` and halts nothing', async () => {
