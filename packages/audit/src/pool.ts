@@ -7,7 +7,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { cpus } from 'node:os';
-import { createPublicKey, verify } from 'node:crypto';
+import { createPublicKey, type KeyObject, verify } from 'node:crypto';
 
 /**
  * The worker's whole program, as source text: a function's own source would
@@ -57,11 +57,24 @@ parentPort.on('message', (msg) => {
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 const DOMAIN = Buffer.from('trustmesh/v1\n', 'latin1');
 
-/** Same check in this thread (workers: 0). */
+const hereKeys = new Map<string, KeyObject | null>();
+
+/** Same check in this thread (workers: 0, or a pool whose workers died). */
 function checkHere(frame: Uint8Array): boolean {
   if (frame.length < 98 || frame.length > 1024 * 1024 || frame[0] !== 1) return false;
+  const id = Buffer.from(frame.buffer, frame.byteOffset + 1, 32).toString('latin1');
+  let key = hereKeys.get(id);
+  if (key === undefined) {
+    if (hereKeys.size > 16384) hereKeys.clear();
+    try {
+      key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, frame.subarray(1, 33)]), format: 'der', type: 'spki' });
+    } catch {
+      key = null;
+    }
+    hereKeys.set(id, key);
+  }
+  if (key === null) return false;
   try {
-    const key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, frame.subarray(1, 33)]), format: 'der', type: 'spki' });
     return verify(null, Buffer.concat([DOMAIN, frame.subarray(97)]), key, frame.subarray(33, 97));
   } catch {
     return false;

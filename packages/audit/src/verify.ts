@@ -9,7 +9,7 @@ import { type Checkpoint, type CheckpointProblem, openCheckpoint } from './check
 import { invalid } from './errors.ts';
 import { createSignaturePool, defaultWorkers } from './pool.ts';
 import { decodeBody, genesisHash, HASH_LENGTH, hashBody } from './record.ts';
-import { VERDICT_OK, verdictGivenSignature } from './stateless.ts';
+import { statelessVerdict, VERDICT_OK, verdictGivenSignature } from './stateless.ts';
 import type { LogSource } from './store.ts';
 
 export const VERIFY_PROBLEMS = {
@@ -106,7 +106,8 @@ export async function verifyLog(source: LogSource, options: VerifyOptions = {}):
   const verdicts: Record<string, number> = {};
   const inChain: { frame: Uint8Array; at: number }[] = [];
 
-  const pool = checkSignatures ? createSignaturePool(workers) : undefined;
+  // With no workers, the protocol's verifier checks each frame in this thread (its signer cache included).
+  const pool = checkSignatures && workers > 0 ? createSignaturePool(workers) : undefined;
   const inFlight = new Set<Promise<void>>();
   let batch: Pending = { positions: [], subjects: [], verdicts: [], frames: [] };
   const flush = async () => {
@@ -179,7 +180,10 @@ export async function verifyLog(source: LogSource, options: VerifyOptions = {}):
       verdicts[r.verdict] = (verdicts[r.verdict] ?? 0) + 1;
       if (r.seqFirst !== r.seqLast) report(slot, 'bad_record_fields', 'a frame record covers exactly one capture sequence');
       if (r.verdict === VERDICT_OK && r.subject.includes('.audit.')) inChain.push({ frame: r.frame, at: slot });
-      if (pool !== undefined) {
+      if (checkSignatures && pool === undefined) {
+        const verdict = statelessVerdict(r.subject, r.frame);
+        if (verdict !== r.verdict) report(slot, 'verdict_mismatch', `stored ${r.verdict}, the frame gives ${verdict}`);
+      } else if (pool !== undefined) {
         batch.positions.push(slot);
         batch.subjects.push(r.subject);
         batch.verdicts.push(r.verdict);
