@@ -59,7 +59,12 @@ try {
     .map((f, i) => ({ v: prepared[i % agents.length]!, m: signingInput(f.frame.subarray(97)), s: f.frame.subarray(33, 97) }));
   let n = 0;
   const t = performance.now();
-  while (performance.now() - t < 3000) for (const x of inputs) x.v(x.m, x.s), n++;
+  while (performance.now() - t < 3000) {
+    for (const x of inputs) {
+      x.v(x.m, x.s);
+      n++;
+    }
+  }
   const verifyPerSec = n / ((performance.now() - t) / 1000);
 
   log(`writing ${N} records ...`);
