@@ -2,7 +2,7 @@ import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { FRAME_VERSION, FrameVerifier, generateKey, signFrame, subjects } from '@trustmesh/protocol';
 import { capture, loadKv, waitFor, withSecureNats, type Admitted } from '@trustmesh/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PermissionDeniedError, identityFromJwt, kvStream, meshResources } from '../src/index.ts';
+import { PermissionDeniedError, identityFromJwt, kvStream, meshResources, readBucket } from '../src/index.ts';
 import { deniedErrors, sleep } from './helpers.ts';
 
 const fx = withSecureNats();
@@ -163,6 +163,25 @@ describe('permissions - JetStream', () => {
     expect(error.reason).toMatch(/read the KV buckets but not write them/);
     expect((await kv.get('alice'))?.string()).toBe('700');
     expect(reader.denied.seen.length).toBe(1);
+  });
+
+  it('jetstream - readBucket lists a bucket as an agent (no consumer): live keys only, newest value', async () => {
+    const { Kvm } = await loadKv();
+    const broker = await fx.admitted('broker');
+    const trust = await new Kvm(broker.nc).create(names().trustBucket, { history: 5 });
+    const tag = Math.random().toString(36).slice(2, 8);
+    await trust.put(`${tag}a`, 'a1');
+    await trust.put(`${tag}b`, 'b1');
+    await trust.put(`${tag}a`, 'a2');
+    await trust.put(`${tag}c`, 'c1');
+    await (trust as unknown as { delete(key: string): Promise<void> }).delete(`${tag}b`);
+    const reader = await agent();
+    const entries = (await readBucket(reader.nc, names().trustBucket)).filter((e) => e.key.startsWith(tag));
+    expect(entries.map((e) => [e.key, new TextDecoder().decode(e.value)])).toEqual([
+      [`${tag}a`, 'a2'],
+      [`${tag}c`, 'c1'],
+    ]);
+    expect(reader.denied.seen).toEqual([]);
   });
 
   it("jetstream - an agent cannot create a consumer (kv.watch), so it cannot route stored records into another agent's inbox", async () => {
