@@ -76,3 +76,33 @@ export async function readState(kv: KV, mesh: string): Promise<ReadResult> {
   }
   return { kind: 'record', record: { frame: result.frame, control, revision: entry.revision } };
 }
+
+const reconnectListeners = new WeakMap<NatsConnection, Set<() => void>>();
+
+/**
+ * Calls `listener` after each reconnect of `nc`: one status watcher per
+ * connection, however many agents share it. Returns the function that stops it.
+ */
+export function onReconnect(nc: NatsConnection, listener: () => void): () => void {
+  let listeners = reconnectListeners.get(nc);
+  if (listeners === undefined) {
+    const set = new Set<() => void>();
+    listeners = set;
+    reconnectListeners.set(nc, set);
+    void (async () => {
+      for await (const status of nc.status()) {
+        if (status.type !== 'reconnect') continue;
+        for (const l of [...set]) {
+          try {
+            l();
+          } catch {
+            // a listener's failure is its own
+          }
+        }
+      }
+    })().catch(() => undefined);
+  }
+  const set = listeners;
+  set.add(listener);
+  return () => set.delete(listener);
+}

@@ -13,7 +13,7 @@ import {
   STATE_KEY,
   toAgentId,
 } from './control.ts';
-import { openKillBucket, readState } from './record.ts';
+import { onReconnect, openKillBucket, readState } from './record.ts';
 
 export interface KillSwitchInit {
   /** DIDs of the mesh operators (from the mesh configuration): only their control frames count. */
@@ -116,6 +116,7 @@ export function killSwitch(init: KillSwitchInit): KillSwitch {
   const graceMs = init.blameGraceMs ?? 2_000;
   let port: ExtensionPort | undefined;
   let stop: (() => Promise<void>) | undefined;
+  let stopReconnect: (() => void) | undefined;
   let selfId = '';
   let current: Applied = { seq: 0, id: undefined, all: false, agents: new Set(), since: new Map(), allSince: 0 };
   let halted = false;
@@ -218,6 +219,32 @@ export function killSwitch(init: KillSwitchInit): KillSwitch {
     ack(control, frame.iss, frame.id);
   };
 
+  /**
+   * Reads the kill state record and applies it if newer. After a reconnect the
+   * agent also acknowledges it, as it would the live frame it may have missed.
+   */
+  const readRecord = async (acknowledge: boolean) => {
+    if (port === undefined) return;
+    const kv = await openKillBucket(port.connection, port.mesh);
+    if (kv === undefined) return; // no kill was ever persisted on this mesh
+    const read = await readState(kv, port.mesh);
+    const subject = `kv:${meshBuckets(port.mesh).kill}/${STATE_KEY}`;
+    if (read.kind === 'invalid') {
+      refuse({ reason: read.reason, detail: read.detail, subject, ...(read.signer !== undefined && { signer: read.signer }) });
+      return;
+    }
+    if (read.kind === 'none') return;
+    const { frame, control } = read.record;
+    if (!operators.has(frame.iss)) {
+      refuse({ reason: 'not_operator', detail: KILL_REFUSALS.not_operator, subject, signer: frame.iss });
+      return;
+    }
+    // A live frame may have brought this snapshot or a newer one already.
+    if (control.seq <= current.seq) return;
+    apply(control, frame.id, frame.iat, frame.iss, 'record');
+    if (acknowledge) ack(control, frame.iss, frame.id);
+  };
+
   const selfError = () => new KilledError('self', port?.did ?? '', current.seq);
 
   const extension: KillSwitch = {
@@ -264,25 +291,15 @@ export function killSwitch(init: KillSwitchInit): KillSwitch {
       // publishes, so every kill is seen either live or in the record, or both.
       stop = p.subscribe(p.subjects.broadcast(CONTROL_KIND, '*'), onControl, { guards: false });
       await p.connection.flush();
-      const kv = await openKillBucket(p.connection, p.mesh);
-      if (kv === undefined) return; // no kill was ever persisted on this mesh
-      const read = await readState(kv, p.mesh);
-      const subject = `kv:${meshBuckets(p.mesh).kill}/${STATE_KEY}`;
-      if (read.kind === 'invalid') {
-        refuse({ reason: read.reason, detail: read.detail, subject, ...(read.signer !== undefined && { signer: read.signer }) });
-        return;
-      }
-      if (read.kind === 'none') return;
-      const { frame, control } = read.record;
-      if (!operators.has(frame.iss)) {
-        refuse({ reason: 'not_operator', detail: KILL_REFUSALS.not_operator, subject, signer: frame.iss });
-        return;
-      }
-      // A live frame may have brought this snapshot or a newer one already.
-      if (control.seq > current.seq) apply(control, frame.id, frame.iat, frame.iss, 'record');
+      await readRecord(false);
+      // Frames published while the connection was down are lost (core NATS): read the record again.
+      stopReconnect = onReconnect(p.connection, () => {
+        void readRecord(true).catch(() => undefined);
+      });
     },
 
     async detach() {
+      stopReconnect?.();
       await stop?.();
       stop = undefined;
     },
