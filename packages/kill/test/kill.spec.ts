@@ -1,8 +1,18 @@
 import { type Agent, joinMesh, type RejectionEvent } from '@trustmesh/client';
-import { generateKey, meshSubjects, signFrame, type AgentKey } from '@trustmesh/protocol';
+import { Kvm } from '@nats-io/kv';
+import { generateKey, meshBuckets, meshSubjects, signFrame, type AgentKey } from '@trustmesh/protocol';
 import { capture, flipBit, uniqueMesh, waitFor, withNats, sleep } from '@trustmesh/test-utils';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CONTROL_TYPES, createOperator, KilledError, killSwitch, type KillSwitch, type Operator } from '../src/index.ts';
+import {
+  CONTROL_TYPES,
+  type ControlRefusal,
+  createOperator,
+  STATE_KEY,
+  KilledError,
+  killSwitch,
+  type KillSwitch,
+  type Operator,
+} from '../src/index.ts';
 
 const nats = withNats();
 
@@ -153,6 +163,24 @@ describe('kill - forgeries change nothing', () => {
     expect(targeted).toMatchObject({ seq: 2, acknowledged: 1 });
     expect(a!.ks.state()).toMatchObject({ seq: 2, all: false, halted: true, killed: [a!.agent.did] });
     expect(ks.state()).toMatchObject({ seq: 2, all: false, halted: false });
+  });
+
+  it('kill - a tampered kill record (one signature bit) is refused by a joiner, which runs', async () => {
+    const mesh = uniqueMesh();
+    const opKey = generateKey();
+    const op = await operator(mesh, opKey);
+    await op.kill();
+    const nc = await nats.connect();
+    const kv = await new Kvm(nc).open(meshBuckets(mesh).kill);
+    const entry = await kv.get(STATE_KEY);
+    await kv.put(STATE_KEY, flipBit(entry!.value, 33 * 8 + 1));
+    const ks = killSwitch({ operators: [opKey.did] });
+    const refused: ControlRefusal[] = [];
+    ks.on('refused', (r) => refused.push(r));
+    const agent = await nats.join({ mesh, name: 'joiner', extensions: [ks] });
+    expect(refused).toMatchObject([{ reason: 'bad_signature', subject: `kv:${meshBuckets(mesh).kill}/state` }]);
+    expect(ks.state()).toMatchObject({ seq: 0, halted: false });
+    expect(() => agent.send(agent.did, 'hello')).not.toThrow();
   });
 
   it('kill - a kill with a bad signature is refused `bad_signature` and halts nothing', async () => {
