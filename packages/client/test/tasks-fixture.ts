@@ -5,7 +5,7 @@
  * encoder, and signed over §4.2's input).
  */
 import { randomBytes } from 'node:crypto';
-import { type Agent, type Tasks, type TasksInit, tasks } from '@trustmesh/client';
+import { type Agent, type AgentExtension, type Tasks, type TasksInit, tasks } from '@trustmesh/client';
 import { type AgentKey, type CapabilityToken, decodeToken, generateKey, publicKeyFromDid, tokenSigningInput } from '@trustmesh/protocol';
 import type { NatsFixture } from '@trustmesh/test-utils';
 
@@ -20,11 +20,13 @@ export async function joinWithTasks(
   nats: NatsFixture,
   mesh: string,
   name: string,
-  init: Omit<TasksInit, 'rootAuthority'> & { rootAuthority: TasksInit['rootAuthority']; key?: AgentKey },
+  init: TasksInit & { key?: AgentKey; extensions?: AgentExtension[] },
 ): Promise<TaskAgent> {
+  const { extensions = [], ...rest } = init;
   const key = init.key ?? generateKey();
-  const t = tasks({ ...init, key });
-  const agent = await nats.join({ mesh, name, key, extensions: [t] });
+  const t = tasks({ ...rest, key });
+  // other extensions first: the kill switch's guards must run before the task module sees a frame
+  const agent = await nats.join({ mesh, name, key, extensions: [...extensions, t] });
   return { agent, key, t, did: key.did };
 }
 

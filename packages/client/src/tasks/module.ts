@@ -29,7 +29,7 @@ import {
   TokenCache,
   verifyChain,
 } from '@trustmesh/protocol';
-import type { ExtensionPort, InboundFrame } from '../extensions.ts';
+import type { ExtensionPort, InboundFrame, OutboundMessage } from '../extensions.ts';
 import { OutgoingTask } from './outgoing.ts';
 import { ServedTask, type WorkerHost } from './served.ts';
 import type { ChainViolation, DelegateTaskInit, TaskHandler, TaskHandle, Tasks, TaskSnapshot, TaskStats, TasksInit } from './types.ts';
@@ -143,8 +143,7 @@ class TaskModule implements Tasks {
   }
 
   async detach(): Promise<void> {
-    for (const task of this.#outgoing.values()) task.abandon('the agent left the mesh');
-    for (const task of this.#served.map.values()) task.abort('the agent left the mesh');
+    this.abortAll('the agent left the mesh');
     await Promise.all(this.#queueStops.splice(0).map((stop) => stop().catch(() => undefined)));
   }
 
@@ -213,12 +212,13 @@ class TaskModule implements Tasks {
       const pending = { task, mint, input: init.input, deadline };
       this.#offers.set(id, pending);
       this.#track(task, init.signal);
-      port.publishSigned(port.subjects.addressed(CAPABILITY_KIND, capabilityToken(route), port.agentId), TASK_TYPES.offer, {
-        id,
-        capability: init.capability,
-        route,
-        deadline,
-      });
+      const offer = { id, capability: init.capability, route, deadline };
+      try {
+        this.#guard({ kind: CAPABILITY_KIND, typ: TASK_TYPES.offer, data: offer });
+        port.publishSigned(port.subjects.addressed(CAPABILITY_KIND, capabilityToken(route), port.agentId), TASK_TYPES.offer, offer);
+      } catch (error) {
+        task.refuse(error); // a guard (e.g. the kill switch) refused, or the agent is leaving
+      }
     }
     return task;
   }
@@ -306,7 +306,19 @@ class TaskModule implements Tasks {
 
   #send(to: string, typ: string, data: unknown): void {
     const port = this.#port!;
-    port.publishSigned(port.subjects.addressed(TASK_KIND, agentIdFromDid(to), port.agentId), typ, data, { aud: to });
+    const agentId = agentIdFromDid(to);
+    this.#guard({ kind: TASK_KIND, to: { did: to, agentId }, typ, data });
+    port.publishSigned(port.subjects.addressed(TASK_KIND, agentId, port.agentId), typ, data, { aud: to });
+  }
+
+  /** The outbound guards given to the module (the port's publishSigned runs none): a guard refuses by throwing. */
+  #guard(message: OutboundMessage): void {
+    for (const guard of this.#init.outboundGuards ?? []) guard(message);
+  }
+
+  abortAll(reason: string): void {
+    for (const task of [...this.#outgoing.values()]) task.abandon(reason);
+    for (const task of this.#served.map.values()) task.abort(reason);
   }
 
   // ---- receiving
@@ -367,7 +379,11 @@ class TaskModule implements Tasks {
     }
     const decline = (reason: string) => {
       this.#stats.claimsDeclined++;
-      this.#send(claimer, TASK_TYPES.decline, { id: msg.id, reason });
+      try {
+        this.#send(claimer, TASK_TYPES.decline, { id: msg.id, reason });
+      } catch {
+        // a guard refused (this agent is halted) or it is leaving: the claimer's claim simply goes unanswered
+      }
     };
     const offer = this.#offers.get(msg.id);
     if (offer === undefined) {
@@ -460,8 +476,12 @@ class TaskModule implements Tasks {
       this.#stats.ignored++;
       return;
     }
-    this.#claimed.set(key, true);
-    this.#send(frame.iss, TASK_TYPES.claim, { id: offer.id });
+    try {
+      this.#send(frame.iss, TASK_TYPES.claim, { id: offer.id });
+      this.#claimed.set(key, true);
+    } catch {
+      this.#stats.ignored++; // a guard refused (halted, or the delegator is killed): no claim
+    }
   }
 
   #onSubmit(input: InboundFrame): void {

@@ -1,5 +1,5 @@
 import type { CapabilityToken, ChainRejectReason, RootAuthority, TokenCache } from '@trustmesh/protocol';
-import type { AgentExtension, RequestInterceptor } from '../extensions.ts';
+import type { AgentExtension, OutboundGuard, RequestInterceptor } from '../extensions.ts';
 import type { TaskState } from './wire.ts';
 
 export interface TasksInit {
@@ -37,6 +37,13 @@ export interface TasksInit {
    * capability-addressed task is declined and the offer stays open).
    */
   interceptor?: RequestInterceptor;
+  /**
+   * Run before every task frame this module sends (kind `task` or `ctask`), as
+   * the agent runs its outbound guards before `send`: the extension port's
+   * `publishSigned` runs none. Pass e.g. the kill switch's `outbound`, so a
+   * halted agent neither delegates nor reports.
+   */
+  outboundGuards?: readonly OutboundGuard[];
   /** A task frame this agent refused because of its chain (every reason), with the evidence when attributable. */
   onViolation?: (violation: ChainViolation) => void;
 }
@@ -185,6 +192,12 @@ export interface Tasks extends AgentExtension {
   delegate(init: DelegateTaskInit): TaskHandle;
   /** Handles tasks whose capability lies within `pattern`; also joins the queue group of tasks addressed to `pattern`. */
   serve(pattern: string, handler: TaskHandler): this;
+  /**
+   * Aborts every task here without sending anything: handlers see `ctx.signal`
+   * abort, delegated tasks reject with TaskCanceledError. For a halted agent
+   * (wire it to the kill switch's `change` event) and for leaving.
+   */
+  abortAll(reason: string): void;
   /** Every task this agent delegated or served that it still remembers (the most recent 1024). */
   list(): TaskSnapshot[];
   stats(): TaskStats;
