@@ -128,6 +128,31 @@ describe('broker service durability', () => {
     console.log(`enforcement: report to 5 clients refusing: ${elapsed.toFixed(1)} ms`);
   });
 
+  it('decay - when decay alone lifts a score across the refuse line, the broker pushes it (reason decay) at that moment', async () => {
+    mesh = new Mesh(nats, uniqueMesh());
+    // Bad scores halve their distance to 500 every 2 s here (default: 14 days).
+    const broker = await mesh.broker({ policy: { decay: { halfLifeBelowMs: 2_000 } } });
+    const watcher = await mesh.member('watcher');
+    const reporter = await mesh.member('reporter');
+    const xKey = generateKey();
+    const to = { did: reporter.agent.did, agentId: reporter.agent.agentId };
+    for (const fill of [1, 2]) {
+      const id = new Uint8Array(16).fill(fill);
+      const pair = [1, 2].map((n) => message(mesh.mesh, xKey, to, 'hello', n, true, id));
+      report(reporter.agent, broker, { v: 1, claim: 'equivocation', frames: pair.map((f) => ({ subject: f.subject, frame: f.bytes })) });
+    }
+    await waitFor(() => watcher.guard.tierOf(xKey.did) === 'untrusted', 'x untrusted');
+    const low = watcher.guard.updateOf(xKey.did)!;
+    // 500 − 450·2^(−t/2 s) reaches 299.5 (rounds to 300) after 2·log2(450/200.5) s.
+    const expectedMs = 2_000 * Math.log2((500 - low.score) / 200.5);
+    const t0 = low.at;
+    await waitFor(() => watcher.guard.tierOf(xKey.did) === 'probationary', 'decay push', 10_000);
+    const pushed = watcher.guard.updateOf(xKey.did)!;
+    expect(pushed).toMatchObject({ reason: 'decay', tier: 'probationary', score: 300, version: low.version + 1 });
+    expect(pushed.at - t0).toBeGreaterThanOrEqual(Math.floor(expectedMs) - 5);
+    expect(pushed.at - t0).toBeLessThan(expectedMs + 500);
+  });
+
   it('push - updates signed by anyone but a configured broker are ignored, and a missing bucket is survived', async () => {
     mesh = new Mesh(nats, uniqueMesh());
     const brokerKey = generateKey();

@@ -363,7 +363,12 @@ class TrustBroker implements Broker {
         const settled = this.scorer.settle(state, at);
         const before = { score: this.scorer.currentScore(state, state.at), tier: this.scorer.tier(state, state.at) };
         const after = { score: this.scorer.currentScore(settled, at), tier: this.scorer.tier(settled, at) };
-        if (read.state === undefined || before.tier === after.tier) return undefined;
+        if (read.state === undefined) return undefined;
+        if (before.tier === after.tier) {
+          // A timer may fire a little early: look again (never sooner than 10 ms).
+          this.#schedule(did, state, 10);
+          return undefined;
+        }
         result = {
           outcome: 'applied',
           changed: true,
@@ -425,7 +430,7 @@ class TrustBroker implements Broker {
   }
 
   /** A timer for the moment decay alone changes this DID's tier (docs/trust.md §4, `nextTierChange`). */
-  #schedule(did: string, state: TrustState): void {
+  #schedule(did: string, state: TrustState, minDelayMs = 0): void {
     const existing = this.#timers.get(did);
     if (existing !== undefined) clearTimeout(existing);
     this.#timers.delete(did);
@@ -438,7 +443,7 @@ class TrustBroker implements Broker {
         this.#timers.delete(did);
         this.#track(this.#change(did, 'decay')).catch((e) => this.#fail(e));
       },
-      Math.max(0, delay),
+      Math.max(minDelayMs, delay),
     );
     timer.unref();
     this.#timers.set(did, timer);
