@@ -206,6 +206,24 @@ describe('tasks - lifecycle', () => {
     expect(String(await stopped.promise)).toMatch(/canceled/);
   });
 
+  it('tasks - a signal aborted before delegate() sends nothing', async () => {
+    const mesh = uniqueMesh('task');
+    const key = generateKey();
+    const rootAuthority = { [key.did]: ['job:**'] };
+    const a = await joinWithTasks(nats, mesh, 'a', { rootAuthority, key });
+    const b = await joinWithTasks(nats, mesh, 'b', { rootAuthority });
+    let runs = 0;
+    b.t.serve('job:**', () => ++runs);
+    const signal = AbortSignal.abort();
+    const direct = a.t.delegate({ to: b.did, capability: 'job:x', signal });
+    const offered = a.t.delegate({ to: { capability: 'job:**' }, capability: 'job:y', signal });
+    await expect(direct.result).rejects.toBeInstanceOf(TaskCanceledError);
+    await expect(offered.result).rejects.toBeInstanceOf(TaskCanceledError);
+    // A task sent afterwards completes, and is the only one the worker ever saw.
+    await expect(a.t.delegate({ to: b.did, capability: 'job:z' }).result).resolves.toBe(1);
+    expect(b.t.stats().served).toBe(1);
+  });
+
   it('tasks - a timed-out task is canceled at the worker and reported as a failure of that worker', async () => {
     const mesh = uniqueMesh('task');
     const key = generateKey();

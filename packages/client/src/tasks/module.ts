@@ -213,6 +213,7 @@ class TaskModule implements Tasks {
       this.#offers.set(id, pending);
       this.#track(task, init.signal);
       const offer = { id, capability: init.capability, route, deadline };
+      if (task.terminal) return task; // canceled before it was offered (an aborted signal)
       try {
         this.#guard({ kind: CAPABILITY_KIND, typ: TASK_TYPES.offer, data: offer });
         port.publishSigned(port.subjects.addressed(CAPABILITY_KIND, capabilityToken(route), port.agentId), TASK_TYPES.offer, offer);
@@ -422,6 +423,7 @@ class TaskModule implements Tasks {
     deadline: number,
     refused: (error: unknown) => void,
   ): void {
+    if (task.terminal) return; // canceled before it was sent (an aborted signal)
     task.assign(worker, links);
     const send = (): Promise<unknown> => {
       this.#send(worker, TASK_TYPES.submit, {
