@@ -8,6 +8,13 @@ export interface IntakeLimits {
   maxKnownQueued: number;
   /** Verifications per second one unknown key may cost (token bucket, burst = one second's worth); default 50. */
   unknownKeyRate: number;
+  /**
+   * Verifications per second all unknown keys together may cost, shared by every
+   * agent of the process that keeps the default (fresh keys defeat a per-key
+   * budget); default 2,000, about 15 % of a core. Past it, frames under unknown
+   * keys are refused `overloaded` unread.
+   */
+  unknownRate: number;
   /** Unknown keys with a budget tracked at once (oldest forgotten first); default 4096. */
   maxTrackedKeys: number;
   /** Longest run of verification work before yielding to the event loop, ms; default 20. */
@@ -18,9 +25,33 @@ export const DEFAULT_INTAKE_LIMITS: IntakeLimits = {
   maxUnknownQueued: 1024,
   maxKnownQueued: 16_384,
   unknownKeyRate: 50,
+  unknownRate: 2_000,
   maxTrackedKeys: 4096,
-  sliceMs: 20,
+  sliceMs: 5,
 };
+
+/** A token bucket (burst = one second's worth). */
+class Bucket {
+  private tokens: number;
+  private at: number;
+  constructor(
+    private readonly rate: number,
+    now: number,
+  ) {
+    this.tokens = rate;
+    this.at = now;
+  }
+  take(now: number): boolean {
+    this.tokens = Math.min(this.rate, this.tokens + ((now - this.at) * this.rate) / 1000);
+    this.at = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+/** The process-wide budget of the default rate: every intake of the process draws from it. */
+let sharedUnknown: Bucket | undefined;
 
 interface Item {
   subject: string;
@@ -43,6 +74,7 @@ export class Intake {
   private unknownHead = 0;
   private scheduled = false;
   private readonly budgets = new Map<string, { tokens: number; at: number }>();
+  private readonly unknownBudget: Bucket;
 
   constructor(
     private readonly process: (subject: string, data: Uint8Array, sink: ExtensionSink | undefined) => void,
@@ -50,7 +82,14 @@ export class Intake {
     private readonly isKnownKey: (keyId: string) => boolean,
     private readonly limits: IntakeLimits = DEFAULT_INTAKE_LIMITS,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    if (limits.unknownRate === DEFAULT_INTAKE_LIMITS.unknownRate && now === Date.now) {
+      sharedUnknown ??= new Bucket(limits.unknownRate, now());
+      this.unknownBudget = sharedUnknown;
+    } else {
+      this.unknownBudget = new Bucket(limits.unknownRate, now());
+    }
+  }
 
   get queued(): number {
     return this.known.length - this.knownHead + this.unknown.length - this.unknownHead;
@@ -71,6 +110,10 @@ export class Intake {
       }
       if (!this.spend(keyId)) {
         this.drop(subject, data, 'verification budget of this unknown key is spent');
+        return;
+      }
+      if (!this.unknownBudget.take(this.now())) {
+        this.drop(subject, data, 'verification budget for unknown keys is spent');
         return;
       }
       // A copy: attacker frames must not pin the transport's read buffers while they wait.

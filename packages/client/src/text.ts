@@ -2,6 +2,7 @@
 export const MAX_PEER_TEXT = 1024;
 
 // C0 and C1 controls, DEL, and the Unicode line/paragraph separators and bidi overrides.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
 /**

@@ -12,3 +12,4 @@ export { prng } from './prng.ts';
 export { wirePackr, encodeBody, assembleFrame, forgeFrame, flipBit, mutateFrame, concat, BODY_OFFSET, MUTATION_KINDS } from './frames.ts';
 export type { ForgedBody } from './frames.ts';
 export * from './secure.ts';
+export { hostileValues } from './hostile.ts';
