@@ -25,6 +25,22 @@ import type { AuditRecord } from './record.ts';
 import { statelessVerdict, VERDICT_OK, verdictGivenSignature } from './stateless.ts';
 import type { AuditStore, NewRecord } from './store.ts';
 
+interface Fresh {
+  seq: number;
+  subject: string;
+  data: Uint8Array;
+  time: number;
+}
+
+interface Prepared {
+  batch: JsMsg[];
+  fresh: Fresh[];
+  gaps: { from: number; to: number; before: number }[];
+  duplicates: number;
+  outages: { from: number; to: number; serverBefore: string | undefined; serverAfter: string | undefined }[];
+  verdicts: string[];
+}
+
 export interface AuditServiceInit {
   mesh: string;
   /** The service's own identity: it signs checkpoints. */
@@ -140,6 +156,11 @@ class Service implements AuditService {
   readonly #queue: JsMsg[] = [];
   readonly #outages: { from: number; to: number; serverBefore: string | undefined; serverAfter: string | undefined }[] = [];
   #serverId: string | undefined;
+  /** Next capture sequence expected by the classifier (undefined: the store's next). */
+  #prepNext: number | undefined;
+  #prepTail: Promise<void> = Promise.resolve();
+  /** Messages taken from the queue and not yet acked, oldest first. */
+  readonly #failedBatches: JsMsg[] = [];
   readonly #pool: SignaturePool;
   #messages: ConsumerMessages | undefined;
   #draining: Promise<void> | undefined;
@@ -239,16 +260,30 @@ class Service implements AuditService {
     });
   }
 
+  /**
+   * Two batches in flight: while one is appended and synced, the next one's
+   * signatures are checked on the workers. Classifying a batch (duplicates,
+   * missing sequences) stays strictly in order.
+   */
   async #drain(): Promise<void> {
     try {
-      while (this.#queue.length > 0 || this.#outages.length > 0) {
-        const batch = this.#queue.splice(0, this.opts.batchSize);
+      let next: Promise<Prepared> | undefined;
+      while (next !== undefined || this.#queue.length > 0 || this.#outages.length > 0) {
+        const current = next ?? this.#prepare(this.#queue.splice(0, this.opts.batchSize));
+        next = this.#queue.length > 0 ? this.#prepare(this.#queue.splice(0, this.opts.batchSize)) : undefined;
         try {
-          await this.#process(batch);
+          await this.#commit(await current);
         } catch (err) {
           this.#stats.errors++;
           this.#emit('error', err instanceof Error ? err : new Error(String(err)));
-          for (const m of batch) m.nak(1000);
+          // Both batches come again (nak); classification restarts from the store's head.
+          for (const p of [current, next]) {
+            const prepared = await p?.catch(() => undefined);
+            if (prepared !== undefined) this.#outages.unshift(...prepared.outages);
+          }
+          next = undefined;
+          this.#prepNext = undefined;
+          for (const m of this.#failedBatches.splice(0)) m.nak(1000);
           if (err instanceof AuditError && err.code === 'writer_conflict') {
             // Another writer owns the log: stop reading rather than fork the chain.
             this.#messages?.stop();
@@ -261,14 +296,26 @@ class Service implements AuditService {
     }
   }
 
-  async #process(batch: JsMsg[]): Promise<void> {
-    let next = this.store.lastSeq + 1;
-    const fresh: { seq: number; subject: string; data: Uint8Array; time: number }[] = [];
+  #prepare(batch: JsMsg[]): Promise<Prepared> {
+    this.#failedBatches.push(...batch);
+    const classified = this.#prepTail.then(() => this.#classify(batch));
+    this.#prepTail = classified.then(
+      () => undefined,
+      () => undefined,
+    );
+    return classified.then(async (c) => ({ ...c, verdicts: await this.#verdicts(c.fresh) }));
+  }
+
+  /** Splits a batch into fresh messages (with those fetched for missing sequences), gaps and duplicates. In order. */
+  async #classify(batch: JsMsg[]): Promise<Omit<Prepared, 'verdicts'>> {
+    let next = this.#prepNext ?? this.store.lastSeq + 1;
+    const fresh: Fresh[] = [];
     const gaps: { from: number; to: number; before: number }[] = [];
+    let duplicates = 0;
     for (const m of batch) {
       const seq = m.seq;
       if (seq < next) {
-        this.#stats.duplicates++;
+        duplicates++;
         continue;
       }
       if (seq > next) {
@@ -281,11 +328,14 @@ class Service implements AuditService {
       fresh.push({ seq, subject: m.subject, data: new Uint8Array(m.data), time: Math.floor(m.info.timestampNanos / 1e6) });
       next = seq + 1;
     }
-    const verdicts = await this.#verdicts(fresh);
+    this.#prepNext = next;
+    return { batch, fresh, gaps, duplicates, outages: this.#outages.splice(0) };
+  }
+
+  async #commit(p: Prepared): Promise<void> {
     const records: NewRecord[] = [];
     const now = Date.now();
-    const outages = this.#outages.splice(0);
-    for (const o of outages) {
+    for (const o of p.outages) {
       const note = JSON.stringify({ from: o.from, to: o.to, server_before: o.serverBefore ?? null, server_after: o.serverAfter ?? null });
       const seq = this.store.lastSeq;
       records.push({
@@ -299,12 +349,12 @@ class Service implements AuditService {
       });
     }
     let g = 0;
-    for (let i = 0; i <= fresh.length; i++) {
-      while (g < gaps.length && gaps[g]!.before === i) {
-        const gap = gaps[g++]!;
+    for (let i = 0; i <= p.fresh.length; i++) {
+      while (g < p.gaps.length && p.gaps[g]!.before === i) {
+        const gap = p.gaps[g++]!;
         records.push({ kind: 'gap', time: now, seqFirst: gap.from, seqLast: gap.to, subject: '', verdict: '', frame: new Uint8Array(0) });
       }
-      const f = fresh[i];
+      const f = p.fresh[i];
       if (f === undefined) break;
       records.push({
         kind: 'frame',
@@ -312,18 +362,15 @@ class Service implements AuditService {
         seqFirst: f.seq,
         seqLast: f.seq,
         subject: f.subject,
-        verdict: verdicts[i]!,
+        verdict: p.verdicts[i]!,
         frame: f.data,
       });
     }
-    let appended: AuditRecord[];
-    try {
-      appended = await this.store.append(records);
-    } catch (err) {
-      this.#outages.unshift(...outages);
-      throw err;
-    }
-    batch[batch.length - 1]?.ack();
+    const appended = await this.store.append(records);
+    p.batch[p.batch.length - 1]?.ack();
+    // acked: these messages are no longer to be nak'ed on a later failure
+    this.#failedBatches.splice(0, p.batch.length);
+    this.#stats.duplicates += p.duplicates;
     this.#account(appended);
   }
 
@@ -377,11 +424,8 @@ class Service implements AuditService {
    * has are fetched and recorded; those it no longer has (dropped by its limits)
    * become gap records.
    */
-  async #resolveMissing(
-    from: number,
-    to: number,
-  ): Promise<({ gap: [number, number] } | { seq: number; subject: string; data: Uint8Array; time: number })[]> {
-    const out: ({ gap: [number, number] } | { seq: number; subject: string; data: Uint8Array; time: number })[] = [];
+  async #resolveMissing(from: number, to: number): Promise<({ gap: [number, number] } | Fresh)[]> {
+    const out: ({ gap: [number, number] } | Fresh)[] = [];
     const info = await this.jsm.streams.info(this.stream);
     const first = info.state.first_seq;
     let open: [number, number] | undefined;
