@@ -176,3 +176,29 @@ describe('breakers - timers', () => {
     timers.stop();
   });
 });
+
+describe('breakers - options', () => {
+  it('breakers - invalid options name the field and the rule', () => {
+    expect(() => breakers({ errorThresholdPercentage: 120 })).toThrow(/breakers\.errorThresholdPercentage must be a number from 0 to 100/);
+    expect(() => breakers({ volumeThreshold: -1 })).toThrow(/breakers\.volumeThreshold/);
+    expect(() => breakers({ resetTimeoutMs: 0 })).toThrow(/breakers\.resetTimeoutMs/);
+    expect(() => breakers({ rollingCountTimeoutMs: 5, rollingCountBuckets: 10 })).toThrow(/rollingCountTimeoutMs/);
+    expect(() => breakers({ maxBreakers: 0 })).toThrow(/maxBreakers/);
+  });
+
+  it('breakers - maxBreakers drops the least recently used breaker', async () => {
+    const br = breakers({ maxBreakers: 2 });
+    const keys = [generateKey(), generateKey(), generateKey()];
+    const call = (k: (typeof keys)[number]) =>
+      br.interceptRequest!(
+        { to: { did: k.did, agentId: k.agentId }, typ: 't', data: null, timeoutMs: 1_000, signal: undefined },
+        async () => 1,
+      );
+    await call(keys[0]!);
+    await call(keys[1]!);
+    await call(keys[0]!); // 0 is now the most recently used
+    await call(keys[2]!);
+    expect(br.breakers().map((b) => b.peer)).toEqual([keys[0]!.did, keys[2]!.did]);
+    await br.detach!();
+  });
+});
