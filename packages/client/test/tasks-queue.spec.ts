@@ -129,6 +129,16 @@ describe('tasks - capability queue groups', () => {
     expect(runs).toBe(1);
   });
 
+  it('tasks - a delegator that is itself a member of the group may take its own offer', async () => {
+    const mesh = uniqueMesh('queue');
+    const key = generateKey();
+    const solo = await joinWithTasks(nats, mesh, 'solo', { rootAuthority: { [key.did]: ['fetch:**'] }, key });
+    solo.t.serve('fetch:web/**', (input, ctx) => `${String(input)} by ${ctx.delegator === solo.did ? 'myself' : 'someone'}`);
+    const task = solo.t.delegate({ to: { capability: 'fetch:web/**' }, capability: 'fetch:web/x', input: 'fetched' });
+    await expect(task.result).resolves.toBe('fetched by myself');
+    expect(task.worker).toBe(solo.did);
+  });
+
   it('tasks - a capability nobody serves times out with no worker to blame', async () => {
     const { delegator, outcomes } = await group(0, () => 'never');
     const task = delegator.t.delegate({ to: { capability: 'fetch:web/**' }, capability: 'fetch:web/x', timeoutMs: 200 });

@@ -470,7 +470,7 @@ class TaskModule implements Tasks {
       return;
     }
     const key = `${frame.iss} ${offer.id}`;
-    if (frame.iss === this.#key.did || this.#claimed.map.has(key) || this.#served.map.has(key)) {
+    if (this.#claimed.map.has(key) || this.#served.map.has(key)) {
       this.#stats.ignored++;
       return;
     }
