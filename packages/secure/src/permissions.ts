@@ -20,12 +20,6 @@ export type Role = (typeof ROLES)[number];
 export interface Grant {
   readonly subject: string;
   readonly why: string;
-  /**
-   * Set on rows reserved for kinds that coming issues add (halted ack,
-   * breaker reports, trust reports, tasks, the presence registry): named
-   * here so the rule is fixed, but NOT granted until that issue removes the mark.
-   */
-  readonly planned?: string;
 }
 
 export interface RoleGrants {
@@ -65,25 +59,28 @@ export const PERMISSION_TABLE: Readonly<Record<Role, RoleGrants>> = {
       { subject: 'tm.{mesh}.req.*.{self}', why: 'requests it sends' },
       { subject: 'tm.{mesh}.rep.*.{self}', why: 'replies it sends' },
       { subject: '$KV.{presence}.{self}', why: 'its own signed record in the presence registry (key = its agent id)' },
-      // ---- reserved for coming kinds: same rule, one pattern per kind, never a wildcard over kinds ----
-      { subject: 'tm.{mesh}.ack.{self}', why: 'its signed "halted" acknowledgement of a kill', planned: 'kill switch' },
-      { subject: 'tm.{mesh}.breaker.{self}', why: 'its breaker transitions', planned: 'breakers' },
-      { subject: 'tm.{mesh}.report.{self}', why: 'evidence it reports to the broker', planned: 'trust broker' },
-      { subject: 'tm.{mesh}.task.*.{self}', why: 'task frames it sends (delegation)', planned: 'delegation' },
+      // ---- kinds of the kill switch, breakers, trust and delegation packages: same rule ----
+      { subject: 'tm.{mesh}.ack.*.{self}', why: 'its signed "halted" acknowledgement, to the operator who killed (kill switch)' },
+      { subject: 'tm.{mesh}.breaker.{self}', why: 'its breaker transitions (breakers)' },
+      { subject: 'tm.{mesh}.rules.{self}', why: 'its declared policy rules, which its trust reports cite (trust)' },
+      { subject: 'tm.{mesh}.task.*.{self}', why: 'task frames to one agent (delegation)' },
+      { subject: 'tm.{mesh}.ctask.*.{self}', why: 'task offers to a capability, served by a queue group (delegation)' },
       // ---- read-only JetStream state ----
       ...kvRead,
     ],
     subscribe: [
       { subject: 'tm.{mesh}.*.{self}.*', why: 'its own inbox: frames addressed to it' },
       { subject: 'tm.{mesh}.presence.*', why: 'presence of every agent' },
-      { subject: 'tm.{mesh}.trust.>', why: 'trust score updates (signed by the broker)' },
-      { subject: 'tm.{mesh}.ctl.>', why: 'kill and revive (signed by an operator)' },
-      { subject: '{inbox}.>', why: 'replies of the JetStream API and KV watch deliveries, to it only' },
+      { subject: 'tm.{mesh}.trust.*', why: 'trust score updates (signed by a broker)' },
+      { subject: 'tm.{mesh}.ctl.*', why: 'kill and revive (signed by an operator)' },
+      { subject: 'tm.{mesh}.ctask.*.*', why: 'task offers to the capabilities it serves (as a queue group)' },
+      { subject: 'tm.{mesh}.rules.{self}', why: 'its own rules declaration, read back for the exact bytes its reports carry' },
+      { subject: '{inbox}.>', why: 'its JetStream API replies, to it only' },
     ],
   },
   operator: {
     publish: [
-      { subject: 'tm.{mesh}.ctl.>', why: 'kill and revive' },
+      { subject: 'tm.{mesh}.ctl.{self}', why: 'kill and revive snapshots it signs' },
       { subject: '$JS.API.>', why: 'the JetStream admin API: create the buckets and streams, and delete them' },
       { subject: '$KV.{kill}.>', why: 'write kill state' },
       { subject: '$JS.ACK.>', why: 'acknowledge consumers it reads with' },
@@ -95,7 +92,7 @@ export const PERMISSION_TABLE: Readonly<Record<Role, RoleGrants>> = {
   },
   broker: {
     publish: [
-      { subject: 'tm.{mesh}.trust.>', why: 'signed score updates' },
+      { subject: 'tm.{mesh}.trust.{self}', why: 'signed score updates' },
       { subject: '$KV.{trust}.>', why: 'write scores' },
       { subject: '$JS.API.INFO', why: 'JetStream account check' },
       { subject: '$JS.API.STREAM.CREATE.KV_{trust}', why: 'create its bucket (no delete, no purge)' },
@@ -155,13 +152,11 @@ export function renderSubject(pattern: string, context: GrantContext): string[] 
   return one.includes('{KV}') ? names.agentBuckets.map((bucket) => one.replaceAll('{KV}', `KV_${bucket}`)) : [one];
 }
 
-/** The granted rows of a role (planned rows left out), as NATS allow lists. */
+/** The rows of a role as NATS allow lists. */
 export function renderPermissions(role: Role, context: GrantContext): Required<Pick<Permissions, 'pub' | 'sub'>> {
   const grants = PERMISSION_TABLE[role];
   if (grants === undefined) invalid(`role must be one of ${ROLES.join(', ')} (got ${String(role).slice(0, 40)})`);
-  const render = (rows: readonly Grant[]) => [
-    ...new Set(rows.filter((row) => row.planned === undefined).flatMap((row) => renderSubject(row.subject, context))),
-  ];
+  const render = (rows: readonly Grant[]) => [...new Set(rows.flatMap((row) => renderSubject(row.subject, context)))];
   return { pub: { allow: render(grants.publish), deny: [] }, sub: { allow: render(grants.subscribe), deny: [] } };
 }
 
@@ -173,10 +168,7 @@ export function permissionTableMarkdown(): string {
       ['publish', PERMISSION_TABLE[role].publish],
       ['subscribe', PERMISSION_TABLE[role].subscribe],
     ] as const) {
-      for (const row of rows) {
-        const why = row.planned === undefined ? row.why : `${row.why} (planned: ${row.planned}; not granted yet)`;
-        lines.push(`| ${role} | ${may} | \`${row.subject}\` | ${why} |`);
-      }
+      for (const row of rows) lines.push(`| ${role} | ${may} | \`${row.subject}\` | ${row.why} |`);
     }
   }
   return lines.join('\n');

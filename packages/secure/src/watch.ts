@@ -8,9 +8,7 @@ export interface DeniedContext extends GrantContext {
   role: Role;
 }
 
-const AGENT_KINDS = PERMISSION_TABLE.agent.publish
-  .filter((row) => row.planned === undefined && row.subject.startsWith('tm.'))
-  .map((row) => row.subject.split('.')[2]!);
+const AGENT_KINDS = PERMISSION_TABLE.agent.publish.filter((row) => row.subject.startsWith('tm.')).map((row) => row.subject.split('.')[2]!);
 
 /** Says which rule of the permission table refused `subject` (docs/security.md). */
 export function explainDenied(operation: 'publish' | 'subscribe', subject: string, context?: DeniedContext): string {
@@ -45,7 +43,8 @@ export function explainDenied(operation: 'publish' | 'subscribe', subject: strin
   if (subject.startsWith('_INBOX') || subject.startsWith('_tm.')) {
     return `reply inboxes are private: this connection's is ${inboxPrefix(mesh, agentId)}.> (set as inboxPrefix by secureConnectOptions)`;
   }
-  return `an agent may subscribe only to its inbox, ${root}presence.*, ${root}trust.>, ${root}ctl.> and its reply inbox`;
+  const allowed = PERMISSION_TABLE.agent.subscribe.map((row) => row.subject.replaceAll('{mesh}', mesh).replaceAll('{self}', agentId));
+  return `an agent may subscribe only to ${allowed.join(', ').replace('{inbox}', inboxPrefix(mesh, agentId))}`;
 }
 
 /** The typed form of a nats.js permission violation, or `undefined` for any other error. */

@@ -2,7 +2,15 @@ import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { FRAME_VERSION, FrameVerifier, generateKey, signFrame, subjects } from '@trustmesh/protocol';
 import { capture, loadKv, waitFor, withSecureNats, type Admitted } from '@trustmesh/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PermissionDeniedError, identityFromJwt, kvStream, meshResources, readBucket } from '../src/index.ts';
+import {
+  PERMISSION_TABLE,
+  PermissionDeniedError,
+  identityFromJwt,
+  inboxPrefix,
+  kvStream,
+  meshResources,
+  readBucket,
+} from '../src/index.ts';
 import { deniedErrors, sleep } from './helpers.ts';
 
 const fx = withSecureNats();
@@ -61,6 +69,25 @@ describe('permissions - publish', () => {
     expect(seen.messages.map((m) => m.subject)).toEqual([own]);
   });
 
+  it('publish - every mesh row of the agent table works, and the same subject under another id is refused', async () => {
+    const alice = await agent();
+    const victim = generateKey();
+    const seen = await observer();
+    const rows = PERMISSION_TABLE.agent.publish.filter((row) => row.subject.startsWith('tm.'));
+    const concrete = (pattern: string, self: string) =>
+      pattern.replaceAll('{mesh}', fx.mesh).replaceAll('{self}', self).replaceAll('*', generateKey().agentId);
+    for (const row of rows) {
+      const own = concrete(row.subject, alice.key.agentId);
+      publishSigned(alice, own);
+      await seen.next((m) => m.subject === own);
+      const theirs = concrete(row.subject, victim.agentId);
+      publishSigned(alice, theirs);
+      expect((await alice.denied.next()).subject).toBe(theirs);
+    }
+    expect(alice.denied.seen.length).toBe(rows.length);
+    expect(seen.messages.every((m) => m.subject.endsWith(`.${alice.key.agentId}`))).toBe(true);
+  });
+
   it('publish - an agent cannot publish on the control subjects (kill, revive)', async () => {
     const mallory = await agent();
     const seen = await observer();
@@ -79,7 +106,7 @@ describe('permissions - publish', () => {
     const tries = [
       `tm.${fx.mesh}.trust.${mallory.key.agentId}`,
       `tm.${fx.mesh}.evil.x.${mallory.key.agentId}`,
-      `tm.${fx.mesh}.ack.${mallory.key.agentId}`, // planned kinds are not granted yet
+      `tm.${fx.mesh}.ack.${mallory.key.agentId}`, // an ack is addressed: ack.<operator>.<self>
       `tm.${fx.mesh}.${mallory.key.agentId}`,
       `tm.other.msg.x.${mallory.key.agentId}`,
     ];
@@ -130,6 +157,25 @@ describe('permissions - subscribe', () => {
     await victimInbox.next();
     await sleep(100);
     expect(received).toEqual([]);
+  });
+});
+
+describe('permissions - subscribe rows', () => {
+  it('subscribe - every subscribe row of the agent table is accepted (capability offers as a queue group included); rules of another agent are not', async () => {
+    const alice = await agent();
+    const other = generateKey().agentId;
+    for (const row of PERMISSION_TABLE.agent.subscribe) {
+      const subject = row.subject
+        .replaceAll('{inbox}', inboxPrefix(fx.mesh, alice.key.agentId))
+        .replaceAll('{mesh}', fx.mesh)
+        .replaceAll('{self}', alice.key.agentId);
+      alice.nc.subscribe(subject, subject.includes('.ctask.') ? { queue: 'tm-ctask-x' } : {});
+    }
+    alice.nc.subscribe(`tm.${fx.mesh}.rules.${other}`);
+    await alice.nc.flush();
+    expect((await alice.denied.next()).subject).toBe(`tm.${fx.mesh}.rules.${other}`);
+    await sleep(100);
+    expect(alice.denied.seen.length).toBe(1);
   });
 });
 
