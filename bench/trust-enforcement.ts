@@ -14,6 +14,7 @@
  *   - penalty: a protocol violation (msg without aud) of one of 500 DIDs, each
  *     re-verified, scored, written with compare-and-set, signed and pushed.
  *   Each report costs the broker two Ed25519 verifies (the report, the evidence).
+ *   - checker only: the same re-verification and blame rule without NATS or writes.
  * enforcement: 100 agents with trustGuard on their own connections, and one
  *   receiver R (trustGuard, reportViolations). Per round, a fresh X sends R an
  *   equivocating pair twice; the second pair takes X below 300. Measured from
@@ -24,11 +25,11 @@
  */
 import { parseArgs } from 'node:util';
 import { connect } from '@nats-io/transport-node';
-import { createBroker } from '@trustmesh/broker';
+import { createBroker, EvidenceChecker } from '@trustmesh/broker';
 import { type Agent, joinMesh } from '@trustmesh/client';
 import { startNatsServer } from '@trustmesh/embedded-nats';
-import { type AgentKey, generateKey, meshSubjects, signFrame } from '@trustmesh/protocol';
-import { type TrustGuard, trustGuard } from '@trustmesh/trust';
+import { type AgentKey, generateKey, meshSubjects, nodeEd25519, signFrame, signingInput } from '@trustmesh/protocol';
+import { parseTrustReport, type TrustGuard, trustGuard } from '@trustmesh/trust';
 
 const { values: args } = parseArgs({
   options: {
@@ -58,6 +59,21 @@ async function until(condition: () => boolean, what: string, timeoutMs = 60_000)
   }
 }
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+
+/** Single-core Ed25519 verifies per second (node:crypto), same process, same run: the reference for the rates below. */
+function verifyRate(): number {
+  const key = generateKey();
+  const frames = Array.from({ length: 256 }, (_, i) => signFrame(key, { sub: `tm.b.msg.x.${key.agentId}`, typ: 't', data: i }).bytes);
+  const verify = nodeEd25519.prepare(key.publicKey);
+  const inputs = frames.map((f) => signingInput(f.subarray(97)));
+  const sigs = frames.map((f) => f.subarray(33, 97));
+  let n = 0;
+  const start = performance.now();
+  while (performance.now() - start < 1000) for (let i = 0; i < 256; i++, n++) verify(inputs[i]!, sigs[i]!);
+  return n / ((performance.now() - start) / 1000);
+}
+const verifiesPerSecond = verifyRate();
+log(`Ed25519 verify: ${verifiesPerSecond.toFixed(0)}/s`);
 
 const server = await startNatsServer();
 const mesh = 'trustbench';
@@ -99,6 +115,37 @@ try {
     const seconds = (performance.now() - start) / 1000;
     return { reports: bodies.length, seconds, perSecond: bodies.length / seconds };
   }
+  // The check alone, in this process, no NATS: stateless re-verification, blame rule, findings.
+  async function checkerOnly(): Promise<{ reports: number; seconds: number; perSecond: number }> {
+    const checker = new EvidenceChecker();
+    const reports = Array.from({ length: REPORTS }, (_, i) => {
+      const x = offenders[i % offenders.length]!;
+      const sub = subjects.message(to.agentId, x.agentId);
+      const { bytes } = signFrame(x, { sub, typ: 'hello', data: i });
+      const parsed = parseTrustReport({ v: 1, claim: 'protocol', frames: [{ subject: sub, frame: bytes }] });
+      if (!parsed.ok) throw new Error(parsed.detail);
+      return parsed.report;
+    });
+    const context = {
+      mesh,
+      reporter: reporter.did,
+      now: Date.now(),
+      windowMs: 30_000,
+      secure: false,
+      declaredAt: async () => undefined,
+      declarationMarginMs: 0,
+      capabilitiesOf: () => undefined,
+      capture: undefined,
+    };
+    const start = performance.now();
+    let attributed = 0;
+    for (const r of reports) for (const f of await checker.check(r, context)) if (f.kind === 'attributed') attributed++;
+    const seconds = (performance.now() - start) / 1000;
+    if (attributed !== reports.length) throw new Error(`checker found ${attributed} of ${reports.length}`);
+    return { reports: reports.length, seconds, perSecond: reports.length / seconds };
+  }
+  const checkOnly = await checkerOnly();
+  log(`checker only: ${checkOnly.perSecond.toFixed(0)} reports/s`);
   const unattributed = await throughput('unattributed');
   log(`unattributed: ${unattributed.perSecond.toFixed(0)} reports/s`);
   const penalty = await throughput('penalty');
@@ -149,7 +196,9 @@ try {
   const result = {
     node: process.version,
     cpus: (await import('node:os')).cpus().length,
+    verifiesPerSecond,
     evidence: {
+      checkerOnly: { ...checkOnly, note: 'EvidenceChecker.check alone (one Ed25519 verify, blame rule), no NATS' },
       unattributed: { ...unattributed, note: 'forgery claiming X: re-verified, counted, no write' },
       penalty: { ...penalty, conflicts: stats.conflicts, note: 'protocol violation: re-verified, scored, CAS-written, signed, pushed' },
     },
@@ -171,6 +220,8 @@ try {
     console.log('\nTrust broker (one process, one nats-server on loopback)');
     console.log('| measure | value |');
     console.log('|---|---|');
+    console.log(`| Ed25519 verify, one core (reference) | ${verifiesPerSecond.toFixed(0)} /s |`);
+    console.log(`| evidence check alone (verify, blame rule; no NATS, no write) | ${checkOnly.perSecond.toFixed(0)} reports/s |`);
     console.log(`| evidence throughput, forgeries (verify x2, count) | ${unattributed.perSecond.toFixed(0)} reports/s |`);
     console.log(`| evidence throughput, penalties (verify x2, CAS write, sign x2, push) | ${penalty.perSecond.toFixed(0)} reports/s |`);
     console.log(`| violation -> all ${CLIENTS} clients refuse, p50 | ${result.enforcement.ms.p50.toFixed(1)} ms |`);
