@@ -6,7 +6,15 @@ import {
   type TaskSnapshot,
   type TaskStatus,
 } from '@trustmesh/client';
-import { type CapabilityToken, DelegationError, generateKey, issueRootToken, meshSubjects, signFrame } from '@trustmesh/protocol';
+import {
+  type CapabilityToken,
+  DelegationError,
+  generateKey,
+  issueRootToken,
+  meshSubjects,
+  openFrame,
+  signFrame,
+} from '@trustmesh/protocol';
 import { uniqueMesh, waitFor, withNats } from '@trustmesh/test-utils';
 import { describe, expect, it } from 'vitest';
 import { deferred, joinWithTasks } from './tasks-fixture.ts';
@@ -229,10 +237,14 @@ describe('tasks - lifecycle', () => {
     const key = generateKey();
     const rootAuthority = { [key.did]: ['slow:**'] };
     const outcomes: [string, string, string][] = [];
+    const records: (Uint8Array | undefined)[] = [];
     const a = await joinWithTasks(nats, mesh, 'a', {
       rootAuthority,
       key,
-      onOutcome: (did, outcome, task) => outcomes.push([did, outcome, task.history.at(-1)?.error?.code ?? '']),
+      onOutcome: (did, outcome, task, record) => {
+        outcomes.push([did, outcome, task.history.at(-1)?.error?.code ?? '']);
+        records.push(record);
+      },
     });
     const b = await joinWithTasks(nats, mesh, 'b', { rootAuthority });
     const workerAborted = deferred();
@@ -252,6 +264,13 @@ describe('tasks - lifecycle', () => {
     expect(error).toMatchObject({ worker: b.did, timeoutMs: 300 });
     expect(task.state).toBe('failed');
     expect(outcomes).toEqual([[b.did, 'failure', 'timeout']]);
+    // The task record for a report: the worker's own signed 'working' status, proof that it accepted the task.
+    const opened = openFrame(records[0]!);
+    expect(opened.ok && [opened.frame.iss, opened.frame.typ, (opened.frame.data as { state: string }).state]).toEqual([
+      b.did,
+      'tm.task.status',
+      'working',
+    ]);
     await workerAborted.promise; // the cancel reached the worker
     expect(a.t.stats()).toMatchObject({ timedOut: 1, failed: 0 });
   });

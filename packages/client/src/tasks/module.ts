@@ -286,7 +286,7 @@ class TaskModule implements Tasks {
     cancelAckMs: () => this.#cancelAckMs,
     outcome: (worker: string, outcome: 'success' | 'failure', task: OutgoingTask) => {
       try {
-        this.#init.onOutcome?.(worker, outcome, task.snapshot());
+        this.#init.onOutcome?.(worker, outcome, task.snapshot(), task.record);
       } catch {
         // a hook's failure must not stop the task protocol
       }
@@ -368,7 +368,8 @@ class TaskModule implements Tasks {
     const status = parseStatus(input.frame.data);
     const task = status && (this.#outgoing.get(status.id) ?? this.#finished.map.get(status.id));
     // Only the worker the task went to speaks for it.
-    if (task === undefined || task.worker !== input.frame.iss || !task.onStatusFrame(status!, input.frame.iss)) this.#stats.ignored++;
+    if (task === undefined || task.worker !== input.frame.iss || !task.onStatusFrame(status!, input.frame.iss, input.frame.raw))
+      this.#stats.ignored++;
   }
 
   #onClaim(input: InboundFrame): void {

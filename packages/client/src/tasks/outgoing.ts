@@ -35,6 +35,8 @@ export class OutgoingTask implements TaskHandle {
   #reject!: (error: Error) => void;
   #timer: NodeJS.Timeout | undefined;
   #ack: (() => void) | undefined;
+  /** The worker's last signed status frame, as received: the task record a report to the broker carries. */
+  #record: Uint8Array | undefined;
 
   constructor(
     private readonly host: OutgoingHost,
@@ -66,6 +68,11 @@ export class OutgoingTask implements TaskHandle {
 
   get history(): readonly TaskStatus[] {
     return this.#history;
+  }
+
+  /** The worker's last signed status frame (completed, failed, or for a timeout the last working one), if any. */
+  get record(): Uint8Array | undefined {
+    return this.#record;
   }
 
   get terminal(): boolean {
@@ -137,7 +144,7 @@ export class OutgoingTask implements TaskHandle {
   }
 
   /** A verified status frame from the assigned worker. Returns false when it changes nothing (ignored). */
-  onStatusFrame(status: StatusData, from: string): boolean {
+  onStatusFrame(status: StatusData, from: string, raw: Uint8Array): boolean {
     if (this.terminal) {
       if (this.#state === 'canceled' && status.state === 'canceled' && this.#ack !== undefined) {
         this.#ack();
@@ -157,13 +164,16 @@ export class OutgoingTask implements TaskHandle {
         return false;
       case 'working':
       case 'input-required':
+        this.#record = raw;
         this.#push(entry);
         return true;
       case 'completed':
+        this.#record = raw;
         this.#finish(entry, undefined, status.result);
         this.host.outcome(from, 'success', this);
         return true;
       case 'failed': {
+        this.#record = raw;
         const e = status.error ?? { code: 'failed', message: status.message ?? 'no reason given' };
         this.#finish(entry, new TaskFailedError(this.id, e.code, cleanText(e.message), from));
         this.host.outcome(from, 'failure', this);

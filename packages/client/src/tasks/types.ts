@@ -25,9 +25,12 @@ export interface TasksInit {
    * The outcome of every task this agent delegated that reached a worker:
    * `success` on completed; `failure` on failed and on timeout. Canceled and
    * rejected tasks report nothing (the delegator's own choice, or its chain).
-   * The hook for circuit breakers and for task reports to the trust broker.
+   * The hook for circuit breakers and for task reports to the trust broker:
+   * `record` is the worker's last signed status frame as received (its
+   * `completed` or `failed`, or for a timeout its last `working`, which proves
+   * it accepted the task), or undefined when it sent none.
    */
-  onOutcome?: (did: string, outcome: 'success' | 'failure', task: TaskSnapshot) => void;
+  onOutcome?: (did: string, outcome: 'success' | 'failure', task: TaskSnapshot, record: Uint8Array | undefined) => void;
   /**
    * Wraps each task's delivery to its worker like a request (e.g.
    * `breakers().interceptRequest`): `next` sends the task and resolves or
