@@ -75,6 +75,7 @@ export class PresenceHub {
   private readonly subjects: MeshSubjects;
   private readonly intake: Intake;
   private subscription: Subscription | undefined;
+  private ready: Promise<void> = Promise.resolve();
   private registry: KV | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** Set when the registry could not be used (no JetStream): a warning for whoever asks. */
@@ -120,8 +121,10 @@ export class PresenceHub {
       const own = registry;
       hub = new PresenceHub(nc, settings, shareable ? () => own.delete(key) : () => undefined);
       if (shareable) registry.set(key, hub);
-      await hub.start();
+      hub.ready = hub.start();
     }
+    // Agents joining at the same time share one start: none may announce before the registry is open.
+    await hub.ready;
     hub.members.set(member.agentId, { member, nextBeat: hub.nextBeat() });
     return hub;
   }
@@ -215,15 +218,21 @@ export class PresenceHub {
       this.registry = await kvm.create(name, { history: 1, ttl }).catch(() => kvm.open(name));
       const status = await this.registry.status();
       if (status.values === 0) return;
+      // One pass over the bucket's last values; `values` bounds it (a record put meanwhile may be
+      // read or not: live presence covers it either way).
       const watch = await this.registry.watch();
       const now = this.settings.now();
+      let seen = 0;
+      const deadline = setTimeout(() => watch.stop(), 5_000);
       for await (const entry of watch) {
+        seen++;
         if (entry.operation === 'PUT') {
           this.stats.registryReads++;
           this.fromRegistry(entry.key, entry.value, now);
         }
-        if ((entry.delta ?? 0) === 0) break;
+        if (seen >= status.values || (entry.delta ?? 1) === 0) break;
       }
+      clearTimeout(deadline);
       watch.stop();
     } catch (err) {
       this.registry = undefined;
@@ -237,7 +246,13 @@ export class PresenceHub {
     if (!result.ok) return;
     const presence = parsePresence(result.frame.data);
     if (presence === undefined || result.frame.typ !== MESSAGE_TYPES.presence || result.frame.aud !== undefined) return;
-    if (presence.status === 'leave' || result.frame.iat < now - this.settings.expiryMs) return;
+    if (presence.status === 'leave') {
+      // A departed agent's last word: its tombstone stops a replayed older join.
+      const agentIdOfSigner = result.frame.iss.slice('did:key:'.length);
+      if ((this.tombstones.get(agentIdOfSigner) ?? -1) < result.frame.iat) this.tombstones.set(agentIdOfSigner, result.frame.iat);
+      return;
+    }
+    if (result.frame.iat < now - this.settings.expiryMs) return;
     this.apply(result.frame, presence, result.frame.iat, result.signer.keyId, true);
   }
 
