@@ -7,12 +7,10 @@ import {
   byteKey,
   FrameVerifier,
   InvalidArgumentError,
-  MESSAGE_TYPES,
   meshBuckets,
   type MeshSubjects,
   meshSubjects,
   signFrame,
-  StatelessVerifier,
   TrustMeshError,
 } from '@trustmesh/protocol';
 import {
@@ -26,6 +24,7 @@ import {
   parseAck,
   toAgentId,
 } from './control.ts';
+import { PresenceView } from './presence-view.ts';
 import { readState } from './record.ts';
 
 export interface OperatorInit {
@@ -38,8 +37,9 @@ export interface OperatorInit {
   connectionOptions?: Omit<ConnectionOptions, 'servers'>;
   /**
    * The agents expected to acknowledge a global operation (agent ids or DIDs).
-   * Default: the presence registry (`meshBuckets(mesh).presence`), every agent
-   * whose last signed presence is not a leave and was issued within `presenceMaxAgeMs`.
+   * Default: every agent whose last signed presence is not a leave and was issued
+   * within `presenceMaxAgeMs`, from the presence registry (`meshBuckets(mesh).presence`,
+   * read once) and the live presence frames the operator verifies from then on.
    */
   knownAgents?: () => Iterable<string> | Promise<Iterable<string>>;
   /** Presence records older than this are not expected to answer; default 60,000 ms. */
@@ -180,39 +180,11 @@ export async function createOperator(init: OperatorInit): Promise<Operator> {
   });
   await nc.flush();
 
-  const presenceVerifier = new StatelessVerifier();
-  async function knownFromPresence(): Promise<string[]> {
-    let registry: KV;
-    try {
-      registry = await new Kvm(nc).open(meshBuckets(mesh).presence);
-      if ((await registry.status()).values === 0) return [];
-    } catch {
-      return [];
-    }
-    const now = Date.now();
-    const out: string[] = [];
-    const watch = await registry.watch();
-    for await (const entry of watch) {
-      if (entry.operation === 'PUT' && isAgentId(entry.key)) {
-        const result = presenceVerifier.verify(entry.value, subjects.presence(entry.key));
-        const data = result.ok ? (result.frame.data as { status?: unknown } | null) : null;
-        if (
-          result.ok &&
-          result.frame.typ === MESSAGE_TYPES.presence &&
-          data?.status !== 'leave' &&
-          result.frame.iat >= now - maxAge &&
-          entry.key !== key.agentId
-        )
-          out.push(entry.key);
-      }
-      if ((entry.delta ?? 0) === 0) break;
-    }
-    watch.stop();
-    return out;
-  }
+  const presence = init.knownAgents === undefined ? new PresenceView(nc, mesh, subjects, key.agentId) : undefined;
+  await presence?.start();
 
   async function knownAgents(): Promise<string[]> {
-    if (init.knownAgents === undefined) return knownFromPresence();
+    if (init.knownAgents === undefined) return presence?.known(Date.now(), maxAge) ?? [];
     return [...new Set([...(await init.knownAgents())].map(toAgentId))].filter((id) => id !== key.agentId);
   }
 
@@ -316,6 +288,7 @@ export async function createOperator(init: OperatorInit): Promise<Operator> {
     },
     async close() {
       ackSub.unsubscribe();
+      presence?.stop();
       if (owns) await nc.drain().catch(() => undefined);
     },
   };

@@ -77,6 +77,24 @@ describe('kill - global', () => {
     expect(all.some((m) => m.ks.state().halted)).toBe(false);
   });
 
+  it('kill - expected comes from presence: an agent that left is not expected, one without the kill switch is missing', async () => {
+    const mesh = uniqueMesh();
+    const opKey = generateKey();
+    const [a, b] = await members(mesh, opKey, 2);
+    const plain = await nats.join({ mesh, name: 'no-kill-switch' });
+    const op = await operator(mesh, opKey);
+    await b!.agent.leave();
+    let known = await op.knownAgents();
+    for (let i = 0; i < 200 && known.length !== 2; i++) {
+      await sleep(10);
+      known = await op.knownAgents();
+    }
+    expect(new Set(known)).toEqual(new Set([a!.agent.agentId, plain.agentId]));
+    const result = await op.kill({ timeoutMs: 300 });
+    expect(result).toMatchObject({ expected: 2, acknowledged: 1, missing: [plain.did] });
+    expect(a!.ks.state().halted).toBe(true);
+  });
+
   it('kill - an in-flight handler receives the abort, the pending request fails, and the halted agent refuses inbound work', async () => {
     const mesh = uniqueMesh();
     const opKey = generateKey();
