@@ -10,6 +10,7 @@ export const AUDIT_ERROR_CODES = {
   writer_conflict: 'another writer appended to the JetStream log (expected-last-sequence failed)',
   store_closed: 'the store was closed',
   not_running: 'the audit service is not running',
+  timeout: 'the audit did not catch up with the capture stream in time',
 } as const;
 
 export type AuditErrorCode = keyof typeof AUDIT_ERROR_CODES;

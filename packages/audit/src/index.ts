@@ -53,4 +53,6 @@ export type { VerifyOptions, VerifyReport, VerifyProblem, VerifyProblemCode } fr
 export { queryLog, subjectMatches, toJsonLine, writeJsonLines } from './query.ts';
 export type { AuditQuery, QueryResult } from './query.ts';
 export { startAudit } from './service.ts';
+export { runAuditCli } from './cli.ts';
+export type { CliIo } from './cli.ts';
 export type { AuditService, AuditServiceInit, AuditStats, AuditEvents } from './service.ts';

@@ -223,6 +223,7 @@ class Service implements AuditService {
   async #watchServer(): Promise<void> {
     let downSince: number | undefined;
     for await (const s of this.nc.status()) {
+      if (this.#stopped) break;
       if (s.type === 'disconnect') downSince ??= Date.now();
       else if (s.type === 'reconnect') {
         const after = this.nc.info?.server_id;
@@ -502,7 +503,7 @@ class Service implements AuditService {
     const deadline = Date.now() + timeoutMs;
     while (this.store.lastSeq < target) {
       if (Date.now() > deadline) {
-        throw new AuditError('not_running', `audit is at capture sequence ${this.store.lastSeq}, ${target} after ${timeoutMs} ms`);
+        throw new AuditError('timeout', `audit is at capture sequence ${this.store.lastSeq}, not ${target}, after ${timeoutMs} ms`);
       }
       await new Promise((r) => setTimeout(r, 5));
     }
