@@ -3,6 +3,7 @@
  * restarts, two brokers on one bucket, enforcement across clients, secure mode.
  */
 import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import { generateKey, meshBuckets, signFrame } from '@trustmesh/protocol';
 import { flipBit, sleep, uniqueMesh, waitFor, withNats } from '@trustmesh/test-utils';
 import { trustGuard } from '@trustmesh/trust';
@@ -151,6 +152,44 @@ describe('broker service durability', () => {
     expect(pushed).toMatchObject({ reason: 'decay', tier: 'probationary', score: 300, version: low.version + 1 });
     expect(pushed.at - t0).toBeGreaterThanOrEqual(Math.floor(expectedMs) - 5);
     expect(pushed.at - t0).toBeLessThan(expectedMs + 500);
+  });
+
+  it('duplicates - one piece of evidence reported by two receivers, to two brokers, counts once; resync() catches a cache up from the bucket', async () => {
+    mesh = new Mesh(nats, uniqueMesh());
+    const aKey = generateKey();
+    const a = await mesh.broker({ key: aKey });
+    const b = await mesh.broker();
+    const r1 = await mesh.member('r1');
+    const r2 = await mesh.member('r2');
+    const xKey = generateKey();
+    const to = { did: r1.agent.did, agentId: r1.agent.agentId };
+    const id = new Uint8Array(16).fill(3);
+    const pair = [1, 2].map((n) => message(mesh.mesh, xKey, to, 'hello', n, true, id));
+    const body = { v: 1 as const, claim: 'equivocation' as const, frames: pair.map((f) => ({ subject: f.subject, frame: f.bytes })) };
+    report(r1.agent, a, body);
+    report(r2.agent, b, body);
+    report(r2.agent, a, body);
+    await waitFor(() => a.stats().reports + b.stats().reports === 3, 'reports read');
+    await Promise.all([a.idle(), b.idle()]);
+    expect(a.stats().applied + b.stats().applied).toBe(1);
+    expect(a.stats().duplicates + b.stats().duplicates).toBe(2);
+    expect(await a.view(xKey.did)).toMatchObject({ score: 500 - p.equivocation.delta, version: 1 });
+    // A client that missed the push (it joined with no broker listed) catches up from the bucket.
+    const late = trustGuard({ brokers: [a.did] });
+    const agent = await nats.join({ mesh: mesh.mesh, name: 'late', extensions: [late] });
+    expect(late.trustOf(xKey.did)).toBe(500 - p.equivocation.delta);
+    // An update that was never pushed (as if missed while disconnected): written to the bucket only.
+    const y = generateKey();
+    const nc = await nats.connect();
+    const kv = await new Kvm(nc).open(meshBuckets(mesh.mesh).trust);
+    const sub = mesh.subjects.broadcast('trust', aKey.agentId);
+    const data = { did: y.did, score: 250, tier: 'untrusted', reason: 'equivocation', ref: 'frame:00', version: 1, at: Date.now() };
+    const update = Buffer.from(signFrame(aKey, { sub, typ: 'trust.update', data }).bytes).toString('base64');
+    await kv.put(y.agentId, JSON.stringify({ schema: 1, state: {}, update }));
+    expect(late.trustOf(y.did)).toBe(500);
+    await late.resync();
+    expect(late.trustOf(y.did)).toBe(250);
+    await agent.leave();
   });
 
   it('push - updates signed by anyone but a configured broker are ignored, and a missing bucket is survived', async () => {

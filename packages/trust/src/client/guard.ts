@@ -75,6 +75,12 @@ export interface TrustGuard extends AgentExtension {
   tierOf(did: string): Tier;
   /** The newest update held for a DID. */
   updateOf(did: string): TrustUpdate | undefined;
+  /**
+   * Reads the trust bucket again and applies what is newer than the cache. Pushes are
+   * core NATS (at most once): call this after a reconnect, or when `stats` shows
+   * dropped frames, to catch up on missed updates.
+   */
+  resync(): Promise<void>;
   /** Called for every update applied; returns the function that stops listening. */
   onUpdate(listener: (update: TrustUpdate) => void): () => void;
   readonly stats: TrustGuardStats;
@@ -298,6 +304,11 @@ export function trustGuard(init: TrustGuardInit): TrustGuard {
     async detach(): Promise<void> {
       for (const stop of stops.splice(0)) await Promise.resolve(stop()).catch(() => undefined);
       port = undefined;
+    },
+    async resync(): Promise<void> {
+      if (port === undefined) throw new InvalidArgumentError('trustGuard: resync() before the agent joined');
+      stats.primeProblem = undefined;
+      await prime(port);
     },
     trustOf: (did) => cache.score(did),
     tierOf: (did) => cache.tier(did),
