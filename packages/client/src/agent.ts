@@ -313,16 +313,35 @@ class MeshAgent implements Agent {
   }
 
   #port(): ExtensionPort {
+    const ownSubject = (subject: string) => {
+      if (typeof subject !== 'string' || !subject.endsWith(`.${this.agentId}`)) {
+        throw new InvalidArgumentError("an extension may publish only on the agent's own subjects");
+      }
+    };
     return {
+      key: this.key,
       did: this.did,
       agentId: this.agentId,
       mesh: this.mesh,
       subjects: this.#subjects,
       connection: this.#nc,
       publishSigned: (subject, typ, data, options = {}) => {
-        if (!subject.endsWith(`.${this.agentId}`))
-          throw new InvalidArgumentError("an extension may publish only on the agent's own subjects");
-        this.#outbound.publish(subject, { typ, data, ...options });
+        ownSubject(subject);
+        return this.#outbound.publish(subject, { typ, data, ...options });
+      },
+      send: (subject, message, options = {}) => {
+        ownSubject(subject);
+        return this.#outbound.send(subject, message, { typ: message.typ, data: message.data, ...options });
+      },
+      refuse: (input, refusal) => {
+        const blame = refusal.blame ?? 'signer';
+        this.#inbound.refuse(
+          input.subject,
+          input.frame.raw.length,
+          { ...refusal, blame },
+          input.frame.iss,
+          blame === 'signer' ? input.frame.raw : undefined,
+        );
       },
       routeKind: (kind, handler, options = {}) => {
         if (['msg', 'req', 'rep', 'presence'].includes(kind))
@@ -349,11 +368,23 @@ class MeshAgent implements Agent {
           await subscription.drain().catch(() => undefined);
         };
       },
-      abortInFlight: (reason) => this.#dispatcher.abortAll(reason),
+      abortInFlight: (reason) => this.#abortAll(reason),
       failPending: (error) => this.#requests.failAll(error),
       on: (event, listener) => this.#ledger.on(event, listener),
       isPeer: (agentId) => this.#hub?.isPeer(agentId) === true,
     };
+  }
+
+  /** Aborts running handlers and every extension's own in-flight work. */
+  #abortAll(reason: unknown): void {
+    this.#dispatcher.abortAll(reason);
+    for (const extension of this.#extensions) {
+      try {
+        extension.abort?.(reason);
+      } catch (err) {
+        this.#fault(err);
+      }
+    }
   }
 
   #fault(error: unknown): void {
@@ -434,7 +465,7 @@ class MeshAgent implements Agent {
     this.#outbound.closed = true;
     const closed = new AgentClosedError('agent left the mesh');
     this.#requests.failAll(new AgentClosedError('agent left the mesh before the reply arrived'));
-    this.#dispatcher.abortAll(closed);
+    this.#abortAll(closed);
     for (const extension of this.#extensions) await Promise.resolve(extension.detach?.()).catch(() => undefined);
     if (this.#ownsConnection) {
       if (!this.#nc.isClosed()) await this.#nc.drain().catch(() => undefined);

@@ -1,5 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Blame, MeshSubjects, OpenedFrame, RejectReason, Route } from '@trustmesh/protocol';
+import type { AgentKey, Blame, MeshSubjects, OpenedFrame, RejectReason, Route, SignedFrame } from '@trustmesh/protocol';
 import type { AgentEvents } from './ledger.ts';
 
 /**
@@ -63,6 +63,8 @@ export type RequestInterceptor = (call: RequestCall, next: (call: RequestCall) =
 
 /** What an extension may use of the agent it is installed on. */
 export interface ExtensionPort {
+  /** The agent's key: extensions are modules its owner installs, and some sign (capability tokens). */
+  readonly key: AgentKey;
   readonly did: string;
   readonly agentId: string;
   readonly mesh: string;
@@ -74,7 +76,14 @@ export interface ExtensionPort {
    * token must be the agent's id), bypassing outbound guards: for control
    * traffic such as a halted acknowledgement while every other send is refused.
    */
-  publishSigned(subject: string, typ: string, data: unknown, options?: { aud?: string; cor?: Uint8Array }): void;
+  publishSigned(subject: string, typ: string, data: unknown, options?: { aud?: string; cor?: Uint8Array }): SignedFrame;
+  /**
+   * Signs and publishes like the agent's own sends: the outbound guards run first
+   * (kill, trust) and refuse by throwing. The subject must be one of the agent's own.
+   */
+  send(subject: string, message: OutboundMessage, options?: { aud?: string; cor?: Uint8Array }): SignedFrame;
+  /** Counts and reports a refusal of a verified frame that the extension's own handler made. */
+  refuse(input: InboundFrame, refusal: Refusal): void;
   /**
    * Receives verified frames of an addressed kind of the extension's own
    * (`tm.<mesh>.<kind>.<this agent>.<sender>`), after the inbound guards unless
@@ -108,4 +117,6 @@ export interface AgentExtension {
   attach?(port: ExtensionPort): void | Promise<void>;
   /** Called once when the agent leaves. */
   detach?(): void | Promise<void>;
+  /** Called when in-flight work is aborted (an operator kill, the agent leaving): abort the extension's own work too. */
+  abort?(reason: unknown): void;
 }

@@ -3,6 +3,7 @@ import { capture, nextEvent, uniqueMesh, waitFor, withNats } from '@trustmesh/te
 import { describe, expect, it } from 'vitest';
 import {
   type AgentExtension,
+  type ExtensionPort,
   AgentClosedError,
   type InboundFrame,
   type RejectionEvent,
@@ -140,5 +141,34 @@ describe('client extension points', () => {
     expect(shown).toContain(agent.did);
     expect(shown).not.toMatch(/NatsConnection|options|servers|authenticator|token|pass/i);
     expect(JSON.stringify(agent)).not.toMatch(/seed|secret|servers/i);
+  });
+
+  it('extensions - the port: send runs the outbound guards, publishSigned does not and refuses foreign subjects, refuse is counted, abort reaches extensions', async () => {
+    const mesh = uniqueMesh();
+    let port: ExtensionPort | undefined;
+    const aborted: unknown[] = [];
+    const guarded: AgentExtension = {
+      name: 'probe',
+      outbound: (m) => {
+        if (m.typ === 'forbidden') throw new SendRefusedError('forbidden', 'not this type');
+      },
+      attach: (p) => {
+        port = p;
+      },
+      abort: (reason) => aborted.push(reason),
+    };
+    const agent = await nats.join({ mesh, name: 'probe', extensions: [guarded] });
+    const own = port!.subjects.broadcast('probe', agent.agentId);
+    expect(() => port!.send(own, { kind: 'probe', typ: 'forbidden', data: 1 })).toThrow(SendRefusedError);
+    expect(port!.send(own, { kind: 'probe', typ: 'fine', data: 1 }).body.typ).toBe('fine');
+    expect(port!.publishSigned(own, 'forbidden', 1).body.sub).toBe(own); // control traffic passes the guards
+    expect(() => port!.publishSigned(port!.subjects.broadcast('probe', 'z6MkSomeoneElse'), 't', 1)).toThrow(/own subjects/);
+    const got = new Promise<InboundFrame>((resolve) => port!.subscribe(port!.subjects.broadcast('probe', '*'), resolve, { guards: false }));
+    port!.publishSigned(own, 'hello', 1);
+    const input = await got;
+    port!.refuse(input, { reason: 'probe_refused', detail: 'the probe says no', blame: 'signer' });
+    expect(agent.stats().rejected.probe_refused).toBe(1);
+    port!.abortInFlight('halt');
+    expect(aborted).toEqual(['halt']);
   });
 });
