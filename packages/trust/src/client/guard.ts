@@ -194,29 +194,17 @@ export function trustGuard(init: TrustGuardInit): TrustGuard {
     }
   };
 
-  const publishDeclaration = async (): Promise<void> => {
+  const publishDeclaration = (): void => {
     if (port === undefined || init.policy === undefined) return;
-    const p = port;
-    const subject = p.subjects.broadcast(TRUST_KINDS.rules, p.agentId);
-    // publishSigned returns nothing, so read our own frame back from the wire: reports must carry its exact bytes.
-    const sub = p.connection.subscribe(subject, { max: 1 });
-    const got = (async () => {
-      for await (const msg of sub) return new Uint8Array(msg.data);
-      return undefined;
-    })();
-    await p.connection.flush();
     try {
-      p.publishSigned(subject, TRUST_TYPES.rules, { v: 1, rules: init.policy });
-    } catch {
-      sub.unsubscribe();
-      return;
-    }
-    const timer = setTimeout(() => sub.unsubscribe(), 5_000);
-    const bytes = await got;
-    clearTimeout(timer);
-    if (bytes !== undefined) {
-      declaration = bytes;
+      // Reports carry the declaration's exact bytes.
+      declaration = port.publishSigned(port.subjects.broadcast(TRUST_KINDS.rules, port.agentId), TRUST_TYPES.rules, {
+        v: 1,
+        rules: init.policy,
+      }).bytes;
       stats.declarations++;
+    } catch {
+      // closing, or the connection is gone: the next interval tries again
     }
   };
 
@@ -294,9 +282,9 @@ export function trustGuard(init: TrustGuardInit): TrustGuard {
       stops.push(p.on('rejected', onRejected));
       await prime(p);
       if (declare) {
-        await publishDeclaration();
+        publishDeclaration();
         const every = init.declareEveryMs ?? 60_000;
-        const timer = setInterval(() => void publishDeclaration().catch(() => undefined), every);
+        const timer = setInterval(publishDeclaration, every);
         timer.unref();
         stops.push(() => clearInterval(timer));
       }
