@@ -234,6 +234,7 @@ class MeshAgent implements Agent {
     );
     this.#member = {
       agentId: this.agentId,
+      keyId: Buffer.from(this.key.publicKey).toString('latin1'),
       announce: (status: PresenceStatus) => this.#announce(status),
       peerJoined: (peer) => {
         if (this.#ledger.hasListeners('peerJoined')) this.#ledger.report('peerJoined', peer);
@@ -266,8 +267,10 @@ class MeshAgent implements Agent {
         }
       },
     });
-    const port = this.#port();
-    for (const extension of this.#extensions) await extension.attach?.(port);
+    if (this.#extensions.length > 0) {
+      const port = this.#port();
+      for (const extension of this.#extensions) await extension.attach?.(port);
+    }
     const presence = this.#init.presence ?? {};
     const heartbeatMs = presence.heartbeatMs ?? DEFAULT_PRESENCE.heartbeatMs;
     this.#hub = await Hub.attach(

@@ -61,7 +61,7 @@ export type AgentEvents = {
  */
 export class Ledger extends Emitter<AgentEvents> {
   readonly counters = { sent: 0, received: 0, accepted: 0, handlerErrors: 0, unhandled: 0 };
-  private readonly rejections = new Map<string, number>(Object.keys(REJECT_REASONS).map((reason) => [reason, 0]));
+  private readonly rejections = new Map<string, number>();
 
   accept(frame: OpenedFrame): void {
     this.counters.accepted++;
@@ -75,7 +75,7 @@ export class Ledger extends Emitter<AgentEvents> {
   }
 
   rejectedCounts(): { rejected: AgentStats['rejected']; rejectedTotal: number } {
-    const rejected = {} as AgentStats['rejected'];
+    const rejected = Object.fromEntries(Object.keys(REJECT_REASONS).map((reason) => [reason, 0])) as AgentStats['rejected'];
     let rejectedTotal = 0;
     for (const [reason, n] of this.rejections) {
       rejected[reason] = n;

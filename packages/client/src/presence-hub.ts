@@ -31,6 +31,8 @@ export const DEFAULT_PRESENCE = {
 /** A local agent, as the hub sees it. */
 export interface PresenceMember {
   readonly agentId: string;
+  /** The agent's public key as a latin1 string (the intake's key id). */
+  readonly keyId: string;
   /** Signs and publishes a presence frame; returns its bytes (for the registry), or undefined if it could not be sent. */
   announce(status: PresenceStatus): Uint8Array | undefined;
   peerJoined(peer: PeerInfo): void;
@@ -70,6 +72,8 @@ export class PresenceHub {
   private readonly members = new Map<string, { member: PresenceMember; nextBeat: number }>();
   private readonly directory = new Map<string, Peer>();
   private readonly keyIds = new Set<string>();
+  /** Header keys of the local agents: their own frames are never "unknown" here. */
+  private readonly memberKeys = new Set<string>();
   private readonly tombstones = new Map<string, number>();
   private readonly verifier: FrameVerifier;
   private readonly subjects: MeshSubjects;
@@ -98,7 +102,7 @@ export class PresenceHub {
       (subject, data) => this.onFrame(subject, data),
       (subject, data, detail) =>
         this.refuse({ reason: 'overloaded', detail, subject, size: data.length, blame: 'none', publisherAuthenticated: false }),
-      (keyId) => this.keyIds.has(keyId),
+      (keyId) => this.keyIds.has(keyId) || this.memberKeys.has(keyId),
     );
   }
 
@@ -126,6 +130,7 @@ export class PresenceHub {
     // Agents joining at the same time share one start: none may announce before the registry is open.
     await hub.ready;
     hub.members.set(member.agentId, { member, nextBeat: hub.nextBeat() });
+    hub.memberKeys.add(member.keyId);
     return hub;
   }
 
@@ -170,6 +175,7 @@ export class PresenceHub {
   /** Stops serving `member`; the last one out closes the subscription and the timer. */
   async detach(member: PresenceMember): Promise<void> {
     this.members.delete(member.agentId);
+    this.memberKeys.delete(member.keyId);
     if (this.members.size > 0) return;
     this.release();
     if (this.timer !== undefined) clearInterval(this.timer);

@@ -64,7 +64,7 @@ export class StatelessVerifier {
 
   constructor(init: StatelessVerifierInit = {}) {
     this.maxFrameBytes = init.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-    this.signers = init.signers ?? new SignerCache(ed25519Backend(init.backend));
+    this.signers = init.signers ?? sharedSigners(init.backend ?? 'node');
   }
 
   verify(bytes: Uint8Array, subject: string): StatelessResult {
@@ -91,6 +91,19 @@ export class StatelessVerifier {
     }
     return { ok: true, frame, route, signer: signer! };
   }
+}
+
+const signerCaches = new Map<'node' | 'noble', SignerCache>();
+
+/**
+ * One bounded signer cache per backend for the whole process: a key parsed for
+ * one agent is parsed for all (10,000 agents in a process would otherwise each
+ * hold a cache, and parse the same peers 10,000 times).
+ */
+function sharedSigners(backend: 'node' | 'noble'): SignerCache {
+  let cache = signerCaches.get(backend);
+  if (cache === undefined) signerCaches.set(backend, (cache = new SignerCache(ed25519Backend(backend))));
+  return cache;
 }
 
 let shared: StatelessVerifier | undefined;

@@ -1,6 +1,4 @@
 import type { RejectReason } from '../codes.ts';
-import { ed25519Backend } from '../identity/ed25519.ts';
-import { SignerCache } from '../identity/signers.ts';
 import { byteKey } from '../util/bytes.ts';
 import { DEFAULT_MAX_FRAME_BYTES, HEADER_LENGTH } from './frame.ts';
 import { DEFAULT_WINDOW_MS, ReplayGuard, type ReplayGuardInit } from './replay.ts';
@@ -65,7 +63,10 @@ export class FrameVerifier {
     this.notBefore = init.notBefore ?? -1;
     this.isKnown = init.isKnown ?? (() => false);
     this.duplicates = new DuplicateMemory(init.duplicateMemory ?? 4096);
-    this.stateless = new StatelessVerifier({ maxFrameBytes: this.maxFrameBytes, signers: new SignerCache(ed25519Backend(init.backend)) });
+    this.stateless = new StatelessVerifier({
+      maxFrameBytes: this.maxFrameBytes,
+      ...(init.backend !== undefined && { backend: init.backend }),
+    });
   }
 
   verify(frame: Uint8Array, context: VerifyContext): VerifyResult {
