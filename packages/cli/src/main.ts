@@ -1,0 +1,1 @@
+console.log('trustmesh: not built yet');
