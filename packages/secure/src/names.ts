@@ -15,8 +15,16 @@ export interface MeshResources {
   readonly trustBucket: string;
   /** KV bucket of kill state (operators write it): `tm_<mesh>_kill`. */
   readonly killBucket: string;
-  /** The audit's capture stream of `tm.<mesh>.>`: `tm_<mesh>_audit`. */
+  /** The audit capture stream as @trustmesh/protocol `meshBuckets` names it: `tm_<mesh>_audit`. */
   readonly auditStream: string;
+  /**
+   * Every stream the audit service may own: `tm_<mesh>_audit`, and the names
+   * @trustmesh/audit uses, `tm_<mesh>_audit_capture` (capture), `_audit_log` and
+   * `_audit_checkpoints` (its JetStream store). A test checks them against both packages.
+   */
+  readonly auditStreams: readonly string[];
+  /** The subjects of the audit's JetStream store, outside the mesh root: `tmaudit.<mesh>.>`. */
+  readonly auditStoreSubjects: string;
   /** The read-only buckets every agent may read. */
   readonly agentBuckets: readonly string[];
 }
@@ -33,6 +41,8 @@ export function meshResources(mesh: string): MeshResources {
     trustBucket,
     killBucket,
     auditStream: `tm_${mesh}_audit`,
+    auditStreams: Object.freeze([`tm_${mesh}_audit`, `tm_${mesh}_audit_capture`, `tm_${mesh}_audit_log`, `tm_${mesh}_audit_checkpoints`]),
+    auditStoreSubjects: `tmaudit.${mesh}.>`,
     agentBuckets: Object.freeze([presenceBucket, trustBucket, killBucket]),
   });
 }

@@ -12,7 +12,8 @@ import { invalid } from './errors.ts';
  * (`z6Mk…`, the last token of every subject it publishes), `{inbox}` its private
  * reply inbox `_tm.{mesh}.inbox.{self}`, `{KV}` each read-only bucket's stream
  * (`KV_tm_{mesh}_presence`, `KV_tm_{mesh}_trust`, `KV_tm_{mesh}_kill`),
- * `{trust}` / `{kill}` / `{presence}` one bucket, `{audit}` the audit capture stream.
+ * `{trust}` / `{kill}` / `{presence}` one bucket, `{AUDIT}` each stream of the audit
+ * service (`meshResources(mesh).auditStreams`).
  */
 export const ROLES = ['agent', 'operator', 'broker', 'audit'] as const;
 export type Role = (typeof ROLES)[number];
@@ -23,6 +24,8 @@ export interface Grant {
 }
 
 export interface RoleGrants {
+  /** The role's connection also joins the mesh as an agent: it gets every agent row too. */
+  readonly joinsAsAgent?: boolean;
   readonly publish: readonly Grant[];
   readonly subscribe: readonly Grant[];
 }
@@ -79,6 +82,7 @@ export const PERMISSION_TABLE: Readonly<Record<Role, RoleGrants>> = {
     ],
   },
   operator: {
+    joinsAsAgent: true,
     publish: [
       { subject: 'tm.{mesh}.ctl.{self}', why: 'kill and revive snapshots it signs' },
       { subject: '$JS.API.>', why: 'the JetStream admin API: create the buckets and streams, and delete them' },
@@ -91,6 +95,7 @@ export const PERMISSION_TABLE: Readonly<Record<Role, RoleGrants>> = {
     ],
   },
   broker: {
+    joinsAsAgent: true,
     publish: [
       { subject: 'tm.{mesh}.trust.{self}', why: 'signed score updates' },
       { subject: '$KV.{trust}.>', why: 'write scores' },
@@ -101,6 +106,8 @@ export const PERMISSION_TABLE: Readonly<Record<Role, RoleGrants>> = {
       { subject: '$JS.API.DIRECT.GET.KV_{trust}.>', why: 'read scores' },
       { subject: '$JS.API.CONSUMER.CREATE.KV_{trust}.>', why: 'watch scores' },
       { subject: '$JS.API.CONSUMER.INFO.KV_{trust}.*', why: 'list scored agents (kv.keys)' },
+      { subject: '$JS.API.STREAM.INFO.{AUDIT}', why: 'evidence: the audit capture stream (read only)' },
+      { subject: '$JS.API.STREAM.MSG.GET.{AUDIT}', why: 'evidence: a captured frame at the position a report cites' },
     ],
     subscribe: [
       { subject: 'tm.{mesh}.>', why: 'evidence: the mesh traffic it scores' },
@@ -110,16 +117,18 @@ export const PERMISSION_TABLE: Readonly<Record<Role, RoleGrants>> = {
   audit: {
     publish: [
       { subject: 'tm.{mesh}.audit.{self}', why: 'signed checkpoints' },
+      { subject: 'tmaudit.{mesh}.>', why: 'its JetStream store: log records and stored checkpoints (outside the mesh root)' },
       { subject: '$JS.API.INFO', why: 'JetStream account check' },
-      { subject: '$JS.API.STREAM.CREATE.{audit}', why: 'create its capture stream (no delete, no purge)' },
-      { subject: '$JS.API.STREAM.INFO.{audit}', why: 'read its capture stream' },
-      { subject: '$JS.API.STREAM.MSG.GET.{audit}', why: 'read one record' },
-      { subject: '$JS.API.DIRECT.GET.{audit}.>', why: 'read one record' },
-      { subject: '$JS.API.CONSUMER.CREATE.{audit}.>', why: 'its durable consumer' },
-      { subject: '$JS.API.CONSUMER.DURABLE.CREATE.{audit}.>', why: 'its durable consumer (older API form)' },
-      { subject: '$JS.API.CONSUMER.INFO.{audit}.>', why: 'resume: where its consumer stands' },
-      { subject: '$JS.API.CONSUMER.MSG.NEXT.{audit}.>', why: 'pull records' },
-      { subject: '$JS.ACK.{audit}.>', why: 'acknowledge records' },
+      { subject: '$JS.API.STREAM.CREATE.{AUDIT}', why: 'create its streams (no delete, no purge)' },
+      { subject: '$JS.API.STREAM.INFO.{AUDIT}', why: 'read its streams' },
+      { subject: '$JS.API.STREAM.MSG.GET.{AUDIT}', why: 'read one record' },
+      { subject: '$JS.API.DIRECT.GET.{AUDIT}.>', why: 'read one record' },
+      { subject: '$JS.API.CONSUMER.CREATE.{AUDIT}.>', why: 'its durable consumer' },
+      { subject: '$JS.API.CONSUMER.DURABLE.CREATE.{AUDIT}.>', why: 'its durable consumer (older API form)' },
+      { subject: '$JS.API.CONSUMER.INFO.{AUDIT}.>', why: 'resume: where its consumer stands' },
+      { subject: '$JS.API.CONSUMER.DELETE.{AUDIT}.>', why: 'recreate its consumer when it is ahead of the store' },
+      { subject: '$JS.API.CONSUMER.MSG.NEXT.{AUDIT}.>', why: 'pull records' },
+      { subject: '$JS.ACK.{AUDIT}.>', why: 'acknowledge records' },
     ],
     subscribe: [
       { subject: 'tm.{mesh}.audit.>', why: 'checkpoints' },
@@ -149,21 +158,30 @@ export function renderSubject(pattern: string, context: GrantContext): string[] 
     .replaceAll('{trust}', names.trustBucket)
     .replaceAll('{kill}', names.killBucket)
     .replaceAll('{audit}', names.auditStream);
-  return one.includes('{KV}') ? names.agentBuckets.map((bucket) => one.replaceAll('{KV}', `KV_${bucket}`)) : [one];
+  if (one.includes('{KV}')) return names.agentBuckets.map((bucket) => one.replaceAll('{KV}', `KV_${bucket}`));
+  if (one.includes('{AUDIT}')) return names.auditStreams.map((stream) => one.replaceAll('{AUDIT}', stream));
+  return [one];
 }
 
-/** The rows of a role as NATS allow lists. */
+/** The rows of a role (and the agent's rows, if it joins as an agent) as NATS allow lists. */
 export function renderPermissions(role: Role, context: GrantContext): Required<Pick<Permissions, 'pub' | 'sub'>> {
   const grants = PERMISSION_TABLE[role];
   if (grants === undefined) invalid(`role must be one of ${ROLES.join(', ')} (got ${String(role).slice(0, 40)})`);
   const render = (rows: readonly Grant[]) => [...new Set(rows.flatMap((row) => renderSubject(row.subject, context)))];
-  return { pub: { allow: render(grants.publish), deny: [] }, sub: { allow: render(grants.subscribe), deny: [] } };
+  const agent = grants.joinsAsAgent === true ? PERMISSION_TABLE.agent : { publish: [], subscribe: [] };
+  return {
+    pub: { allow: render([...agent.publish, ...grants.publish]), deny: [] },
+    sub: { allow: render([...agent.subscribe, ...grants.subscribe]), deny: [] },
+  };
 }
 
 /** The table as Markdown, as docs/security.md shows it. */
 export function permissionTableMarkdown(): string {
   const lines = ['| role | may | subject | why |', '| --- | --- | --- | --- |'];
   for (const role of ROLES) {
+    if (PERMISSION_TABLE[role].joinsAsAgent === true) {
+      lines.push(`| ${role} | publish, subscribe | every agent row | it also joins the mesh as an agent, with its own key |`);
+    }
     for (const [may, rows] of [
       ['publish', PERMISSION_TABLE[role].publish],
       ['subscribe', PERMISSION_TABLE[role].subscribe],

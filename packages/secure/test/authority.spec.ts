@@ -82,6 +82,7 @@ describe('authority - mesh directory', () => {
     expect(config).toMatch(/resolver: \{\n {2}type: full\n/);
     expect(config).toContain(`${authority.accountPublicKey}: "${authority.accountJwt}"`);
     expect(config).toMatch(/mode secure/);
+    expect(config).toMatch(/max_control_line: 65536/); // service JWTs exceed the default 4 KB CONNECT line
     const path = await authority.writeServerConfig();
     expect(await readFile(path, 'utf8')).toBe(config);
   });
