@@ -65,7 +65,7 @@ const hubs = new WeakMap<NatsConnection, Map<string, PresenceHub>>();
  * if its `iat` is newer than the last one applied for its signer, and a leave
  * or expiry leaves a tombstone for one window, so replayed old joins and leaves
  * change nothing. The directory is capped (least recently seen goes first).
- * See docs/decisions/0005-presence-registry.md.
+ * See docs/decisions/0015-presence-registry.md.
  */
 export class PresenceHub {
   readonly stats: PresenceStats = { received: 0, accepted: 0, rejected: new Map(), registryReads: 0 };
