@@ -90,6 +90,44 @@ describe('services in secure mode', () => {
     }
   });
 
+  it('kill - an operator kills and revives under the operator role; an admitted agent halts, acknowledges, and no permission error', async () => {
+    const kill = (await import('@trustmesh/kill' as string)) as {
+      killSwitch(init: { operators: string[] }): unknown;
+      createOperator(init: Record<string, unknown>): Promise<{
+        kill(): Promise<{ acknowledged: number; expected: number }>;
+        revive(): Promise<unknown>;
+        close(): Promise<void>;
+      }>;
+      KilledError: new (...args: never[]) => Error;
+    };
+    const { joinMesh } = await import('@trustmesh/client');
+    await fx.createBucket(meshResources(fx.mesh).presenceBucket, { history: 1 }).catch(() => undefined);
+    const op = await fx.admitted('operator');
+    const opDenied = deniedErrors(op.nc, identityFromJwt(op.admission.jwt));
+    const worker = await fx.admitted('agent');
+    const workerDenied = deniedErrors(worker.nc, identityFromJwt(worker.admission.jwt));
+    const agent = await joinMesh({
+      mesh: fx.mesh,
+      name: 'worker',
+      key: worker.key,
+      connection: worker.nc,
+      extensions: [kill.killSwitch({ operators: [op.key.did] })] as never,
+    });
+    const operator = await kill.createOperator({ key: op.key, mesh: fx.mesh, connection: op.nc, knownAgents: () => [worker.key.agentId] });
+    try {
+      const result = await operator.kill();
+      expect(result).toMatchObject({ acknowledged: 1, expected: 1 });
+      expect(() => agent.send(agent.did, 'hello')).toThrow(kill.KilledError);
+      await operator.revive();
+      expect(opDenied.seen.map((e) => e.message)).toEqual([]);
+      // The worker's only refusal may be its client reading the presence registry with kv.watch (docs/security.md).
+      expect(workerDenied.seen.map((e) => e.subject).filter((subject) => !subject.startsWith('$JS.API.CONSUMER.CREATE.'))).toEqual([]);
+    } finally {
+      await operator.close();
+      await agent.leave();
+    }
+  });
+
   it('names - the audit streams and checkpoint subject of @trustmesh/audit are the ones the table grants', async () => {
     const audit = await loadAudit();
     const names = meshResources('m1');
