@@ -4,7 +4,7 @@ import { decode, encodeAccount, encodeOperator, encodeUser, type User } from '@n
 import { createAccount, createOperator, createUser, fromSeed, type KeyPair } from '@nats-io/nkeys';
 import { connect, jwtAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import { assertMeshName } from '@trustmesh/protocol';
-import { ACCOUNT_LIMITS, USER_LIMITS, afterSecond, signAccount } from './claims.ts';
+import { ACCOUNT_LIMITS, USER_LIMITS, afterSecond, decodeUserJwt, signAccount } from './claims.ts';
 import { SecureModeError, invalid } from './errors.ts';
 import { readSecretFile, writeFileAtomic } from './files.ts';
 import { userNkeyFromDid } from './nkeys.ts';
@@ -26,6 +26,27 @@ export interface MeshFile {
   systemUser: { publicKey: string; jwt: string };
   /** User nkey → unix seconds: JWTs of that user issued at or before it are refused. */
   revocations: Record<string, number>;
+  /** User nkey → its latest admission (for `status` and the operators list). */
+  admissions?: Record<string, AdmissionRecord>;
+}
+
+/** What the authority remembers of an admission (the JWT itself is not kept). */
+export interface AdmissionRecord {
+  did: string;
+  name: string;
+  role: Role;
+  /** Unix seconds: the JWT's `iat`. */
+  issuedAt: number;
+  /** ms since epoch, when set. */
+  expiresAt?: number;
+}
+
+/** An admission as it stands now. */
+export interface AdmissionStatus extends AdmissionRecord {
+  /** Revoked after it was issued. */
+  revoked: boolean;
+  /** Its expiry has passed. */
+  expired: boolean;
 }
 
 export interface MeshAuthorityInit {
@@ -99,6 +120,10 @@ export interface MeshAuthority {
   revoke(did: string, options?: { server?: NatsConnection | string | string[] }): Promise<AccountPushResult | undefined>;
   /** The unix seconds at which `did` was revoked, if it was. */
   revokedAt(did: string): number | undefined;
+  /** Every admission on record (the latest per key), with its revoked and expired state. */
+  admissions(): AdmissionStatus[];
+  /** DIDs of the operators whose admission stands (not revoked, not expired): the mesh's operators. */
+  operators(): string[];
   /** nats-server config text: operator JWT, system account, full resolver, the two accounts preloaded. */
   serverConfig(options?: ServerConfigOptions): string;
   /** Writes {@link MeshAuthority.serverConfig} to `<dir>/nats-server.conf` and returns the path. */
@@ -149,6 +174,7 @@ export async function createMeshAuthority(init: MeshAuthorityInit): Promise<Mesh
     systemAccount: { publicKey: systemAccount.getPublicKey(), jwt: systemAccountJwt },
     systemUser: { publicKey: systemUser.getPublicKey(), jwt: systemUserJwt },
     revocations: {},
+    admissions: {},
   };
   // Seeds first, the mesh file last: a directory with mesh.json is complete.
   await writeFileAtomic(join(dir, FILES.operator), operator.getSeed());
@@ -191,7 +217,7 @@ export async function loadMeshAuthority(dir: string): Promise<MeshAuthority> {
     systemAccount: await load(FILES.systemAccount, file.systemAccount.publicKey),
     systemUser: await load(FILES.systemUser, file.systemUser.publicKey),
   };
-  return new Authority(dir, { ...file, revocations: { ...file.revocations } }, keys);
+  return new Authority(dir, { ...file, revocations: { ...file.revocations }, admissions: { ...file.admissions } }, keys);
 }
 
 /** Loads the mesh directory's authority, or creates one there if it has none. */
@@ -271,28 +297,58 @@ class Authority implements MeshAuthority {
       user,
       expiresAt === undefined ? {} : { exp: Math.ceil(expiresAt / 1000) },
     );
+    const record: AdmissionRecord = {
+      did,
+      name: options.name,
+      role: options.role,
+      issuedAt: decodeUserJwt(jwt).iat,
+      ...(expiresAt !== undefined && { expiresAt }),
+    };
+    await this.#update((file) => ({ ...file, admissions: { ...file.admissions, [userNkey]: record } }));
     return { did, userNkey, role: options.role, name: options.name, jwt, ...(expiresAt !== undefined && { expiresAt }) };
+  }
+
+  admissions(): AdmissionStatus[] {
+    const now = Date.now();
+    return Object.entries(this.#file.admissions ?? {}).map(([nkey, record]) => {
+      const revokedAt = this.#file.revocations[nkey];
+      return {
+        ...record,
+        revoked: revokedAt !== undefined && revokedAt >= record.issuedAt,
+        expired: record.expiresAt !== undefined && record.expiresAt <= now,
+      };
+    });
+  }
+
+  operators(): string[] {
+    return this.admissions()
+      .filter((a) => a.role === 'operator' && !a.revoked && !a.expired)
+      .map((a) => a.did);
+  }
+
+  /** Applies `change` to the mesh file and saves it, one change at a time. */
+  #update(change: (file: MeshFile) => MeshFile | Promise<MeshFile>): Promise<void> {
+    const done = this.#updates.then(async () => {
+      const file = await change(this.#file);
+      await writeFileAtomic(join(this.dir, FILES.mesh), `${JSON.stringify(file, null, 2)}\n`);
+      this.#file = file;
+    });
+    this.#updates = done.catch(() => undefined);
+    return done;
   }
 
   async revoke(did: string, options: { server?: NatsConnection | string | string[] } = {}): Promise<AccountPushResult | undefined> {
     const userNkey = userNkeyFromDid(did);
-    // One account JWT at a time: concurrent revocations must not overwrite each other's list.
-    const done = this.#updates.then(() => this.#revoke(userNkey));
-    this.#updates = done.catch(() => undefined);
-    await done;
+    await this.#update(async (file) => {
+      // nats-server keeps the newer of two account JWTs by `iat` (whole seconds). A revocation signed in the
+      // same second as the JWT it replaces would tie, and a restart from a config that preloads the older
+      // JWT would then un-revoke. So the new JWT is always signed in a later second (test/revocation.spec.ts).
+      await afterSecond(decode(file.account.jwt).iat);
+      const revocations = { ...file.revocations, [userNkey]: Math.floor(Date.now() / 1000) };
+      const jwt = await signAccount(file.mesh, this.#keys.account, this.#keys.operator, revocations);
+      return { ...file, account: { ...file.account, jwt }, revocations };
+    });
     return options.server === undefined ? undefined : this.pushAccount(options.server);
-  }
-
-  async #revoke(userNkey: string): Promise<void> {
-    // nats-server keeps the newer of two account JWTs by `iat` (whole seconds). A revocation signed in the
-    // same second as the JWT it replaces would tie, and a restart from a config that preloads the older
-    // JWT would then un-revoke. So the new JWT is always signed in a later second (test/revocation.spec.ts).
-    await afterSecond(decode(this.#file.account.jwt).iat);
-    const revocations = { ...this.#file.revocations, [userNkey]: Math.floor(Date.now() / 1000) };
-    const jwt = await signAccount(this.mesh, this.#keys.account, this.#keys.operator, revocations);
-    const file: MeshFile = { ...this.#file, account: { ...this.#file.account, jwt }, revocations };
-    await writeFileAtomic(join(this.dir, FILES.mesh), `${JSON.stringify(file, null, 2)}\n`);
-    this.#file = file;
   }
 
   revokedAt(did: string): number | undefined {

@@ -32,6 +32,8 @@ export type {
   MeshMode,
   AdmitOptions,
   Admission,
+  AdmissionRecord,
+  AdmissionStatus,
   ServerConfigOptions,
   AccountPushResult,
 } from './authority.ts';

@@ -75,6 +75,33 @@ describe('authority - mesh directory', () => {
     expect(await code(loadMeshAuthority(dir))).toBe('mesh_dir_invalid');
   });
 
+  it('authority - admissions are recorded (no JWT kept): operators() lists standing operators, revoked and expired ones are marked', async () => {
+    const dir = await tempDir();
+    const authority = await createMeshAuthority({ dir, mesh: 'adm' });
+    const [op1, op2, agent] = [generateKey(), generateKey(), generateKey()];
+    await Promise.all([
+      authority.admit(op1.did, { name: 'op1', role: 'operator' }),
+      authority.admit(op2.did, { name: 'op2', role: 'operator', expiresAt: Date.now() + 60_000 }),
+      authority.admit(agent.did, { name: 'a', role: 'agent' }),
+    ]);
+    expect(authority.operators().sort()).toEqual([op1.did, op2.did].sort());
+    await authority.revoke(op2.did);
+    expect(authority.operators()).toEqual([op1.did]);
+    const reloaded = await loadMeshAuthority(dir);
+    expect(reloaded.operators()).toEqual([op1.did]);
+    expect(
+      reloaded
+        .admissions()
+        .map((a) => [a.name, a.role, a.revoked])
+        .sort(),
+    ).toEqual([
+      ['a', 'agent', false],
+      ['op1', 'operator', false],
+      ['op2', 'operator', true],
+    ]);
+    expect(JSON.stringify(JSON.parse(await readFile(join(dir, 'mesh.json'), 'utf8')).admissions)).not.toMatch(/jwt/i);
+  });
+
   it('authority - the server config uses the operator JWT, the system account and the full resolver', async () => {
     const authority = await createMeshAuthority({ dir: await tempDir(), mesh: 'conf' });
     const config = authority.serverConfig();
