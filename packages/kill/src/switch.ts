@@ -3,7 +3,6 @@ import { didFromAgentId, InvalidArgumentError, meshBuckets, tryPublicKeyFromDid 
 import {
   ACK_KIND,
   type AckData,
-  CONTROL_KIND,
   CONTROL_TYPES,
   type ControlData,
   KILL_REFUSALS,
@@ -13,6 +12,7 @@ import {
   STATE_KEY,
   toAgentId,
 } from './control.ts';
+import { ControlHub, type HubMember } from './control-hub.ts';
 import { onReconnect, openKillBucket, readState } from './record.ts';
 
 export interface KillSwitchInit {
@@ -98,8 +98,9 @@ const sameId = (a: Uint8Array | undefined, b: Uint8Array): boolean =>
  * `joinMesh({ extensions })`, first, so its guards run before any other.
  *
  * On attach (before the agent can send) it subscribes to `tm.<mesh>.ctl.*`
- * without guards, so control frames reach a halted agent, then reads the
- * sticky kill state from JetStream KV. From then on it enforces the newest
+ * (through one hub per connection that verifies each control frame once, past
+ * no guard and no intake budget, so control frames reach a halted or flooded
+ * agent), then reads the sticky kill state from JetStream KV. From then on it enforces the newest
  * operator-signed snapshot: outbound guard (a halted agent's sends and requests
  * fail with {@link KilledError}; presence still goes out, so the agent stays
  * visible), inbound guard (reason `killed`), the request interceptor (requests
@@ -115,7 +116,9 @@ export function killSwitch(init: KillSwitchInit): KillSwitch {
   const operators = new Set(init.operators);
   const graceMs = init.blameGraceMs ?? 2_000;
   let port: ExtensionPort | undefined;
-  let stop: (() => Promise<void>) | undefined;
+  let hub: ControlHub | undefined;
+  /** The hub's refusal counts when this switch joined it: its own share starts there. */
+  let hubBaseline = new Map<string, number>();
   let stopReconnect: (() => void) | undefined;
   let selfId = '';
   let current: Applied = { seq: 0, id: undefined, all: false, agents: new Set(), since: new Map(), allSince: 0 };
@@ -245,6 +248,15 @@ export function killSwitch(init: KillSwitchInit): KillSwitch {
     if (acknowledge) ack(control, frame.iss, frame.id);
   };
 
+  const member: HubMember = {
+    operators,
+    deliver: (input) => onControl(input),
+    refused: (refusal) => emit('refused', refusal),
+    get wantsRefusals() {
+      return listeners.refused.size > 0;
+    },
+  };
+
   const selfError = () => new KilledError('self', port?.did ?? '', current.seq);
 
   const extension: KillSwitch = {
@@ -289,8 +301,11 @@ export function killSwitch(init: KillSwitchInit): KillSwitch {
       selfId = p.agentId;
       // Subscribe first, then read the record: an operator writes the record before it
       // publishes, so every kill is seen either live or in the record, or both.
-      stop = p.subscribe(p.subjects.broadcast(CONTROL_KIND, '*'), onControl, { guards: false });
-      await p.connection.flush();
+      // Control frames come through a hub per connection, not the agent's intake
+      // (decision 0009): verified once per connection, never dropped for a budget.
+      hub = ControlHub.attach(p.connection, p.mesh, member);
+      hubBaseline = new Map(hub.refusals);
+      await hub.ready;
       await readRecord(false);
       // Frames published while the connection was down are lost (core NATS): read the record again.
       stopReconnect = onReconnect(p.connection, () => {
@@ -300,14 +315,20 @@ export function killSwitch(init: KillSwitchInit): KillSwitch {
 
     async detach() {
       stopReconnect?.();
-      await stop?.();
-      stop = undefined;
+      await hub?.detach(member);
     },
 
     state,
     isKilled: (didOrAgentId) => killedId(toAgentId(didOrAgentId)),
     isBlocked: (did) => (killedId(toAgentId(did)) ? 'killed' : undefined),
-    stats: () => ({ ...stats, refused: { ...stats.refused } }),
+    stats() {
+      const refused = { ...stats.refused };
+      for (const [reason, n] of hub?.refusals ?? []) {
+        const mine = n - (hubBaseline.get(reason) ?? 0);
+        if (mine > 0) refused[reason] = (refused[reason] ?? 0) + mine;
+      }
+      return { ...stats, refused };
+    },
     on(event, listener) {
       listeners[event].add(listener as never);
       return () => listeners[event].delete(listener as never);

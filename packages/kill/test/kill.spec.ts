@@ -205,12 +205,15 @@ describe('kill - forgeries change nothing', () => {
     const mesh = uniqueMesh();
     const opKey = generateKey();
     const [a] = await members(mesh, opKey, 1);
-    const badSig = rejections(a!.agent, 'bad_signature');
+    const refused: ControlRefusal[] = [];
+    a!.ks.on('refused', (r) => refused.push(r));
     const sub = meshSubjects(mesh).broadcast('ctl', opKey.agentId);
     const { bytes } = signFrame(opKey, { sub, typ: CONTROL_TYPES.kill, data: { seq: 1, op: 'kill', all: true, agents: [] } });
     const nc = await nats.connect();
     nc.publish(sub, flipBit(bytes, 33 * 8 + 5)); // a bit of the signature
-    await waitFor(() => badSig.length === 1, 'the bad signature to be refused');
+    await waitFor(() => refused.length === 1, 'the bad signature to be refused');
+    expect(refused[0]).toMatchObject({ reason: 'bad_signature', subject: sub });
+    expect(a!.ks.stats().refused).toEqual({ bad_signature: 1 });
     expect(a!.ks.state()).toMatchObject({ seq: 0, halted: false });
   });
 
@@ -219,7 +222,10 @@ describe('kill - forgeries change nothing', () => {
     const opKey = generateKey();
     const [a] = await members(mesh, opKey, 1);
     const ctl = await capture(await nats.connect(), `tm.${mesh}.ctl.>`);
-    const replayed = rejections(a!.agent, 'replay');
+    const replayed: string[] = [];
+    a!.ks.on('refused', (r) => {
+      if (r.reason === 'replay') replayed.push(r.reason);
+    });
     const op = await operator(mesh, opKey);
     const nc = await nats.connect();
 
@@ -285,6 +291,35 @@ describe('kill - forgeries change nothing', () => {
     await waitFor(() => refused.length === bad.length, 'every malformed frame to be refused');
     expect(new Set(refused)).toEqual(new Set(['bad_control']));
     expect(a!.ks.state().seq).toBe(0);
+  });
+});
+
+describe('kill - under a flood', () => {
+  it('kill - a flood of frames from fresh keys (which spends the verification budget for unknown keys) does not make an agent drop a kill', async () => {
+    const mesh = uniqueMesh();
+    const opKey = generateKey();
+    const [a] = await members(mesh, opKey, 1);
+    const overloaded = rejections(a!.agent, 'overloaded');
+    const frames: Array<{ sub: string; bytes: Uint8Array }> = [];
+    for (let k = 0; k < 200; k++) {
+      const key = generateKey();
+      const sub = meshSubjects(mesh).message(a!.agent.agentId, key.agentId);
+      for (let i = 0; i < 50; i++) frames.push({ sub, bytes: signFrame(key, { sub, typ: 'flood', aud: a!.agent.did, data: i }).bytes });
+    }
+    const nc = await nats.connect();
+    let next = 0;
+    const flood = setInterval(() => {
+      for (let i = 0; i < 200 && next < frames.length; i++, next++) nc.publish(frames[next]!.sub, frames[next]!.bytes);
+    }, 10);
+    try {
+      await waitFor(() => overloaded.length > 100, 'the flood to spend the budget');
+      const op = await operator(mesh, opKey);
+      const result = await op.kill();
+      expect(result).toMatchObject({ acknowledged: 1, missing: [] });
+      expect(a!.ks.state().halted).toBe(true);
+    } finally {
+      clearInterval(flood);
+    }
   });
 });
 
