@@ -1,0 +1,83 @@
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { writeFile, rm, readFile } from 'node:fs/promises';
+import { paths } from '../config.ts';
+import { CliError, EXIT } from '../errors.ts';
+import { startMesh } from '../mesh.ts';
+import { port } from '../program.ts';
+import { action } from './common.ts';
+
+export function registerUp(program: Command): void {
+  program
+    .command('up')
+    .description(
+      'start (or resume) the mesh of --dir: nats-server with JetStream, the trust broker and the audit service; Ctrl-C stops everything',
+    )
+    .option('--port <port>', 'NATS client port (default: a free port chosen once and kept in the mesh directory)', port)
+    .option('--open', 'open mode: no authentication (development only; printed loudly)', false)
+    .option('--nats <url>', 'use this NATS instead of starting one (open mode)')
+    .option('--mesh <name>', 'mesh name, for a new mesh directory', 'local')
+    .action(
+      action(async (out, opts: { port?: number; open: boolean; nats?: string; mesh: string; dir: string }) => {
+        const p = paths(opts.dir);
+        const pid = await readFile(p.pidFile, 'utf8').catch(() => undefined);
+        if (pid !== undefined && alive(Number(pid))) {
+          throw new CliError(EXIT.failure, `the mesh in ${p.root} is already up (pid ${pid}); stop it first (Ctrl-C, or kill ${pid})`);
+        }
+        const running = await startMesh({ dir: opts.dir, mesh: opts.mesh, port: opts.port, open: opts.open, nats: opts.nats, out });
+        await writeFile(p.pidFile, String(process.pid));
+        const { config } = running;
+        const info = {
+          ready: true,
+          pid: process.pid,
+          mesh: config.mesh,
+          mode: config.mode,
+          dir: p.root,
+          nats: config.nats.url,
+          natsStore: running.server?.storeDir,
+          operator: { did: config.operator.did, keyFile: join(p.root, config.operator.keyFile) },
+          broker: config.broker.did,
+          audit: { did: config.audit.did, log: join(p.root, config.audit.log) },
+          config: p.config,
+          authority: config.mode === 'secure' ? p.authority : undefined,
+        };
+        out.result(info);
+        out.line(`mesh ${config.mesh} is up (${config.mode} mode)`);
+        out.line(
+          `  nats:      ${config.nats.url}${running.server ? ` (nats-server pid ${running.server.pid}, store ${running.server.storeDir})` : ' (external)'}`,
+        );
+        out.line(`  config:    ${p.config}`);
+        out.line(`  operator:  ${config.operator.did}  key ${info.operator.keyFile} (0600)`);
+        out.line(`  broker:    ${config.broker.did}`);
+        out.line(`  audit:     ${config.audit.did}  log ${info.audit.log}`);
+        if (config.mode === 'secure') out.line(`  authority: ${p.authority} (admit agents with \`trustmesh admit DID\`)`);
+        out.line(`from another shell: trustmesh status --dir ${opts.dir}   (Ctrl-C here stops the mesh)`);
+        await new Promise<void>((resolveStop) => {
+          const stop = (signal: string) => {
+            out.progress(`${signal}: stopping the audit service (last checkpoint), the broker and nats-server`);
+            process.off('SIGINT', onInt);
+            process.off('SIGTERM', onTerm);
+            running
+              .stop()
+              .catch((err: Error) => out.warn(`stop: ${err.message}`))
+              .finally(() => rm(p.pidFile, { force: true }).finally(resolveStop));
+          };
+          const onInt = () => stop('SIGINT');
+          const onTerm = () => stop('SIGTERM');
+          process.on('SIGINT', onInt);
+          process.on('SIGTERM', onTerm);
+        });
+        out.progress('stopped');
+      }),
+    );
+}
+
+function alive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
