@@ -26,7 +26,7 @@ async function pair(mesh: string, bobInit: Record<string, unknown> = {}): Promis
  * machine waits on them: bench/flood.ts measures that case; the tests use a rate
  * the machine can carry while the victim still has CPU to be measured.
  */
-const FLOOD_RATE = 20_000;
+const FLOOD_RATE = 10_000;
 
 async function flood(
   frames: Array<[string, Uint8Array]>,
@@ -242,7 +242,7 @@ describe('hostile peers: nothing a peer sends starves honest traffic', () => {
     console.log(
       `[flood] bad signatures from ${keys.length} fresh keys at ${Math.round(sent.rate)}/s: known-peer success ${(rate * 100).toFixed(1)}% of ${result.ok + result.failed}, p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms; bob refused ${bob.stats().rejected.bad_signature} bad_signature, ${bob.stats().rejected.overloaded} overloaded`,
     );
-    expect(result.ok + result.failed).toBeGreaterThan(20);
+    expect(result.ok + result.failed).toBeGreaterThanOrEqual(10);
     expect(rate).toBeGreaterThanOrEqual(0.95);
     expect(bob.stats().rejected.bad_signature + bob.stats().rejected.overloaded).toBeGreaterThan(1000);
   });
@@ -271,7 +271,7 @@ describe('hostile peers: nothing a peer sends starves honest traffic', () => {
     console.log(
       `[replay-memory flood] known-peer success ${(rate * 100).toFixed(1)}% of ${result.ok + result.failed}, p99 ${result.p99.toFixed(1)} ms; bob refused ${bob.stats().rejected.stale} stale, ${bob.stats().rejected.replay} replay`,
     );
-    expect(result.ok + result.failed).toBeGreaterThan(20);
+    expect(result.ok + result.failed).toBeGreaterThanOrEqual(10);
     expect(rate).toBeGreaterThanOrEqual(0.95);
     expect(bob.stats().unhandled).toBeGreaterThan(100); // the flood did reach bob
   });

@@ -51,9 +51,10 @@ describe('client deadlines', () => {
     expect(created).toBeLessThanOrEqual(60);
     for (let i = 0; i < 100_000; i += 2) handles[i]!.cancel();
     expect(d.size).toBe(50_000);
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    for (let waited = 0; d.size > 0 && waited < 10_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(order).toHaveLength(50_000);
-    for (let i = 1; i < order.length; i++) expect(order[i]! >= order[i - 1]! - 10).toBe(true); // ordered at slot resolution (10 ms)
+    // Ordered at slot resolution: a 10 ms slot, plus a millisecond between reading the clock here and in at().
+    for (let i = 1; i < order.length; i++) expect(order[i]! >= order[i - 1]! - 12).toBe(true);
     expect(d.armed).toBe(false);
   });
 
