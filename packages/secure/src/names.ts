@@ -1,9 +1,9 @@
-import { assertMeshName, meshRoot } from '@trustmesh/protocol';
+import { assertMeshName, meshBuckets, meshRoot } from '@trustmesh/protocol';
 
 /**
- * The JetStream buckets and streams of one mesh, and the private reply inbox
- * of one connection: named here and nowhere else, so the permission table,
- * the broker, the kill switch and the audit agree.
+ * The JetStream buckets and streams of one mesh as the permission table needs
+ * them: the bucket names come from @trustmesh/protocol `meshBuckets` (the one
+ * place every package takes them from), plus the audit service's streams.
  */
 export interface MeshResources {
   readonly mesh: string;
@@ -31,19 +31,18 @@ export interface MeshResources {
 
 export function meshResources(mesh: string): MeshResources {
   assertMeshName(mesh);
-  const presenceBucket = `tm_${mesh}_presence`;
-  const trustBucket = `tm_${mesh}_trust`;
-  const killBucket = `tm_${mesh}_kill`;
+  // The bucket names are @trustmesh/protocol's (one place for every package); the audit service's own streams are added.
+  const buckets = meshBuckets(mesh);
   return Object.freeze({
     mesh,
     root: meshRoot(mesh),
-    presenceBucket,
-    trustBucket,
-    killBucket,
-    auditStream: `tm_${mesh}_audit`,
-    auditStreams: Object.freeze([`tm_${mesh}_audit`, `tm_${mesh}_audit_capture`, `tm_${mesh}_audit_log`, `tm_${mesh}_audit_checkpoints`]),
+    presenceBucket: buckets.presence,
+    trustBucket: buckets.trust,
+    killBucket: buckets.kill,
+    auditStream: buckets.auditCapture,
+    auditStreams: Object.freeze([buckets.auditCapture, `tm_${mesh}_audit_capture`, `tm_${mesh}_audit_log`, `tm_${mesh}_audit_checkpoints`]),
     auditStoreSubjects: `tmaudit.${mesh}.>`,
-    agentBuckets: Object.freeze([presenceBucket, trustBucket, killBucket]),
+    agentBuckets: Object.freeze([buckets.presence, buckets.trust, buckets.kill]),
   });
 }
 

@@ -2,8 +2,7 @@ import { chmod, lstat, mkdtemp, readFile, readdir, rm, symlink, writeFile } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fromPublic } from '@nats-io/nkeys';
-import * as protocol from '@trustmesh/protocol';
-import { generateKey } from '@trustmesh/protocol';
+import { generateKey, meshBuckets } from '@trustmesh/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   ROLES,
@@ -211,24 +210,16 @@ describe('permission table', () => {
     expect(inDoc.slice(start, start + table.length + 1)).toEqual(table); // every row, in order, and nothing after it
   });
 
-  it('names - bucket and stream names are one function of the mesh, and agree with @trustmesh/protocol when it exports them', () => {
+  it('names - bucket names are @trustmesh/protocol meshBuckets, the ones every package uses', () => {
     const names = meshResources('m1');
-    expect(names).toMatchObject({
-      presenceBucket: 'tm_m1_presence',
-      trustBucket: 'tm_m1_trust',
-      killBucket: 'tm_m1_kill',
-      auditStream: 'tm_m1_audit',
-    });
-    const fromProtocol = (protocol as Record<string, unknown>).meshBuckets as ((mesh: string) => Record<string, string>) | undefined;
-    if (fromProtocol !== undefined) {
-      const b = fromProtocol('m1');
-      expect([b.presence, b.trust, b.kill, b.auditCapture]).toEqual([
-        names.presenceBucket,
-        names.trustBucket,
-        names.killBucket,
-        names.auditStream,
-      ]);
-    }
+    const buckets = meshBuckets('m1');
+    expect([names.presenceBucket, names.trustBucket, names.killBucket, names.auditStream]).toEqual([
+      buckets.presence,
+      buckets.trust,
+      buckets.kill,
+      buckets.auditCapture,
+    ]);
+    expect(names).toMatchObject({ presenceBucket: 'tm_m1_presence', trustBucket: 'tm_m1_trust', killBucket: 'tm_m1_kill' });
   });
 });
 
