@@ -150,11 +150,7 @@ if (values.child) {
           lateJoinerMs: Math.round(lateJoinMs),
           lateJoinerPeers: late.peers().length,
         };
-        await late.leave();
-        for (const a of agents) await a.leave();
-        await nc.close();
-        if (values.json) console.log(JSON.stringify(result));
-        else {
+        const report = () => {
           console.log(
             `${n.toLocaleString()} agents on one connection: joined in ${result.joinSeconds.toFixed(1)} s; every one known to each other ${result.settleMs} ms later`,
           );
@@ -165,7 +161,7 @@ if (values.child) {
           console.log(
             `  a late joiner (own connection) joined in ${result.lateJoinerMs} ms and knew ${result.lateJoinerPeers} peers at once (registry)`,
           );
-        }
+        };
       } else {
         const per = Math.ceil(n / processes);
         const children = Array.from({ length: processes }, () =>
