@@ -2,7 +2,7 @@
  * Audit ingest benchmark (DESIGN.md §10: the audit ingests >= 2x the signed
  * throughput, with zero gaps). Prints a table, or JSON with --json.
  *
- *   npx tsx bench/audit-ingest.ts [--messages 50000] [--workers N] [--no-fsync] [--json]
+ *   npx tsx bench/audit-ingest.ts [--messages 50000] [--workers N] [--no-fsync] [--no-verify-on-ingest] [--json]
  *
  * One private nats-server (JetStream on a temp store), one audit service with
  * the file store, pre-signed 256-byte message frames from 16 agents:
@@ -20,7 +20,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect } from '@nats-io/transport-node';
-import { openLogFile, startAudit, verifyLog } from '@trustmesh/audit';
+import { openFileStore, openLogFile, startAudit, verifyLog } from '@trustmesh/audit';
 import { startNatsServer } from '@trustmesh/embedded-nats';
 import { generateKey, nodeEd25519, signFrame, signingInput, subjects } from '@trustmesh/protocol';
 
@@ -29,12 +29,13 @@ const { values: args } = parseArgs({
     messages: { type: 'string', default: '50000' },
     workers: { type: 'string' },
     'no-fsync': { type: 'boolean', default: false },
+    'no-verify-on-ingest': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
-  console.log('Usage: npx tsx bench/audit-ingest.ts [--messages 50000] [--workers N] [--no-fsync] [--json]');
+  console.log('Usage: npx tsx bench/audit-ingest.ts [--messages 50000] [--workers N] [--no-fsync] [--no-verify-on-ingest] [--json]');
   process.exit(0);
 }
 const N = Number(args.messages);
@@ -76,9 +77,12 @@ try {
 
   const path = join(dir, 'audit.log');
   const key = generateKey();
-  const init = { mesh, key, servers: server.url, path, workers, checkpointIntervalMs: 1000, batchSize: 2000 };
-  const fileInit = args['no-fsync'] ? init : init;
-  await (await startAudit(fileInit)).stop(); // creates the capture stream and the durable consumer
+  const fsync = !args['no-fsync'];
+  // --no-fsync: the file store skips fdatasync (to see what syncing costs); otherwise every batch is synced before its ack.
+  const store = await openFileStore(path, { mesh, fsync });
+  const verifyOnIngest = !args['no-verify-on-ingest'];
+  const init = { mesh, key, servers: server.url, store, workers, checkpointIntervalMs: 1000, batchSize: 2000, verifyOnIngest };
+  await (await startAudit(init)).stop(); // creates the capture stream and the durable consumer
   const pub = await connect({ servers: server.url });
   const publish = async (frames: { sub: string; bytes: Uint8Array }[]) => {
     for (let i = 0; i < frames.length; i++) {
@@ -90,7 +94,7 @@ try {
   log('backlog: publishing while no audit runs ...');
   await publish(backlog);
   let t0 = performance.now();
-  const audit = await startAudit(fileInit);
+  const audit = await startAudit(init);
   await audit.caughtUp(600_000);
   const backlogSec = (performance.now() - t0) / 1000;
   const afterBacklog = audit.stats().records;
@@ -103,6 +107,7 @@ try {
   const done = performance.now();
   const stats = audit.stats();
   await audit.stop();
+  await store.close();
   await pub.close();
   const report = await verifyLog(await openLogFile(path), { trusted: key.did, workers });
 
@@ -110,7 +115,8 @@ try {
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
     messages: N,
     workers,
-    fsync: true,
+    fsync,
+    verifyOnIngest,
     verifyPerSecSingleCore: Math.round(verifyPerSec),
     backlog: { recordsPerSec: Math.round((afterBacklog - 1) / backlogSec), seconds: +backlogSec.toFixed(2) },
     live: {
@@ -125,7 +131,9 @@ try {
   if (args.json) console.log(JSON.stringify(result));
   else {
     const r = (x: number) => x.toLocaleString('en-US');
-    console.log(`\naudit ingest, ${N} frames of 256-byte payload, ${workers} signature workers, fdatasync per batch`);
+    console.log(
+      `\naudit ingest, ${N} frames of 256-byte payload, ${workers} signature workers, ${fsync ? 'fdatasync per batch' : 'no fdatasync'}, ${verifyOnIngest ? 'verdicts at ingest' : 'unchecked at ingest'}`,
+    );
     console.log('| measure | value | / single-core verify |');
     console.log('| --- | --- | --- |');
     console.log(`| Ed25519 verify/s, 1 core | ${r(result.verifyPerSecSingleCore)} | 1.00 |`);

@@ -45,7 +45,7 @@ export { captureStreamName, captureStreamConfig, ensureCaptureStream } from './c
 export type { CaptureInit } from './capture.ts';
 export { CHECKPOINT_TYPE, CHECKPOINT_PROBLEMS, checkpointSubject, signCheckpoint, openCheckpoint } from './checkpoint.ts';
 export type { Checkpoint, CheckpointProblem, OpenCheckpointOptions, OpenCheckpointResult } from './checkpoint.ts';
-export { VERDICT_OK, statelessVerdict } from './stateless.ts';
+export { VERDICT_OK, VERDICT_UNCHECKED, statelessVerdict } from './stateless.ts';
 export { createSignaturePool } from './pool.ts';
 export type { SignaturePool } from './pool.ts';
 export { verifyLog, VERIFY_PROBLEMS } from './verify.ts';

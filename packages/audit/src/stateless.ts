@@ -9,6 +9,8 @@
 import { type Ed25519Backend, SignerCache, type StatelessResult, StatelessVerifier } from '@trustmesh/protocol';
 
 export const VERDICT_OK = 'ok';
+/** The verdict of a frame the service recorded without verifying it (`verifyOnIngest: false`); verify judges it. */
+export const VERDICT_UNCHECKED = 'unchecked';
 
 const verdictOf = (result: StatelessResult): string => (result.ok ? VERDICT_OK : result.reason);
 

@@ -9,7 +9,7 @@ import { type Checkpoint, type CheckpointProblem, openCheckpoint } from './check
 import { invalid } from './errors.ts';
 import { createSignaturePool, defaultWorkers } from './pool.ts';
 import { decodeBody, genesisHash, HASH_LENGTH, hashBody } from './record.ts';
-import { statelessVerdict, VERDICT_OK, verdictGivenSignature } from './stateless.ts';
+import { statelessVerdict, VERDICT_OK, VERDICT_UNCHECKED, verdictGivenSignature } from './stateless.ts';
 import type { LogSource } from './store.ts';
 
 export const VERIFY_PROBLEMS = {
@@ -66,6 +66,8 @@ export interface VerifyReport {
   head: { position: number; hash: string };
   /** Frames per stored verdict. */
   verdicts: Record<string, number>;
+  /** For frames stored as `unchecked`: what verification says of them now, per verdict. */
+  unchecked: Record<string, number>;
   checkpoints: { valid: number; latest: number; signer: string | undefined; pinned: boolean };
   firstBad: VerifyProblem | undefined;
   problems: VerifyProblem[];
@@ -104,6 +106,7 @@ export async function verifyLog(source: LogSource, options: VerifyOptions = {}):
   let missing = 0;
   let outages = 0;
   const verdicts: Record<string, number> = {};
+  const unchecked: Record<string, number> = {};
   const inChain: { frame: Uint8Array; at: number }[] = [];
 
   // With no workers, the protocol's verifier checks each frame in this thread (its signer cache included).
@@ -117,7 +120,9 @@ export async function verifyLog(source: LogSource, options: VerifyOptions = {}):
     const job = pool.check(b.frames).then((valid) => {
       for (let i = 0; i < valid.length; i++) {
         const verdict = verdictGivenSignature(b.subjects[i]!, b.frames[i]!, valid[i]!);
-        if (verdict !== b.verdicts[i]) report(b.positions[i]!, 'verdict_mismatch', `stored ${b.verdicts[i]}, the frame gives ${verdict}`);
+        if (b.verdicts[i] === VERDICT_UNCHECKED) unchecked[verdict] = (unchecked[verdict] ?? 0) + 1;
+        else if (verdict !== b.verdicts[i])
+          report(b.positions[i]!, 'verdict_mismatch', `stored ${b.verdicts[i]}, the frame gives ${verdict}`);
       }
     });
     inFlight.add(job);
@@ -179,10 +184,12 @@ export async function verifyLog(source: LogSource, options: VerifyOptions = {}):
       frames++;
       verdicts[r.verdict] = (verdicts[r.verdict] ?? 0) + 1;
       if (r.seqFirst !== r.seqLast) report(slot, 'bad_record_fields', 'a frame record covers exactly one capture sequence');
-      if (r.verdict === VERDICT_OK && r.subject.includes('.audit.')) inChain.push({ frame: r.frame, at: slot });
+      if ((r.verdict === VERDICT_OK || r.verdict === VERDICT_UNCHECKED) && r.subject.includes('.audit.'))
+        inChain.push({ frame: r.frame, at: slot });
       if (checkSignatures && pool === undefined) {
         const verdict = statelessVerdict(r.subject, r.frame);
-        if (verdict !== r.verdict) report(slot, 'verdict_mismatch', `stored ${r.verdict}, the frame gives ${verdict}`);
+        if (r.verdict === VERDICT_UNCHECKED) unchecked[verdict] = (unchecked[verdict] ?? 0) + 1;
+        else if (verdict !== r.verdict) report(slot, 'verdict_mismatch', `stored ${r.verdict}, the frame gives ${verdict}`);
       } else if (pool !== undefined) {
         batch.positions.push(slot);
         batch.subjects.push(r.subject);
@@ -255,6 +262,7 @@ export async function verifyLog(source: LogSource, options: VerifyOptions = {}):
     outages,
     head: { position: slot, hash: toHex(headAt(slot)) },
     verdicts,
+    unchecked,
     checkpoints: { valid: valid.length, latest, signer: trusted, pinned },
     firstBad,
     problems: problems.slice(0, Math.max(1, maxProblems)),

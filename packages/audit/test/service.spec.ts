@@ -146,4 +146,36 @@ describe('audit service', () => {
     const jsm = await jetstreamManager(nc);
     expect((await jsm.streams.info(captureStreamName(mesh))).config.no_ack).toBe(true);
   });
+
+  it('service - verifyOnIngest: false records every frame as unchecked; verify judges them, and own checkpoints still start no loop', async () => {
+    const mesh = uniqueMesh('au');
+    const path = join(await newDir(), 'unchecked.log');
+    const key = generateKey();
+    const audit = await startAudit({
+      mesh,
+      key,
+      servers: nats.url,
+      path,
+      verifyOnIngest: false,
+      checkpointEvery: 1,
+      checkpointIntervalMs: 50,
+    });
+    const nc = await nats.connect();
+    const agent = generateKey();
+    const sub = subjects.message(mesh, 'z', agent.agentId);
+    nc.publish(sub, signFrame(agent, { sub, typ: 'n' }).bytes);
+    nc.publish(sub, randomBytes(150));
+    await nc.flush();
+    await waitFor(() => audit.stats().verdicts.unchecked! >= 2, 'two frames recorded');
+    await new Promise((r) => setTimeout(r, 400));
+    await audit.caughtUp();
+    const { checkpoints } = audit.stats();
+    expect(checkpoints).toBeLessThanOrEqual(2);
+    await audit.stop();
+    const report = await verifyLog(await openLogFile(path), { trusted: key.did, workers: 0 });
+    expect(report.ok).toBe(true);
+    expect(report.unchecked.ok).toBeGreaterThanOrEqual(1 + checkpoints - 1); // the message and the captured checkpoints
+    expect(Object.keys(report.unchecked).filter((v) => v !== 'ok').length).toBe(1); // the random bytes
+    expect(report.checkpoints.valid).toBeGreaterThanOrEqual(checkpoints);
+  });
 });
