@@ -183,6 +183,24 @@ describe('kill - forgeries change nothing', () => {
     expect(ks.state()).toMatchObject({ seq: 2, all: false, halted: false });
   });
 
+  it('kill - agents sharing a connection each keep their own operators', async () => {
+    const mesh = uniqueMesh();
+    const [op1, op2] = [generateKey(), generateKey()];
+    const nc = await nats.connect();
+    const ks1 = killSwitch({ operators: [op1.did] });
+    const ks2 = killSwitch({ operators: [op2.did] });
+    nats.track(await joinMesh({ mesh, name: 'one', connection: nc, extensions: [ks1] }));
+    nats.track(await joinMesh({ mesh, name: 'two', connection: nc, extensions: [ks2] }));
+    const refused: string[] = [];
+    ks2.on('refused', (r) => refused.push(r.reason));
+    const op = await operator(mesh, op1);
+    const result = await op.kill({ timeoutMs: 300 });
+    expect(result).toMatchObject({ acknowledged: 1, expected: 2 });
+    expect(ks1.state().halted).toBe(true);
+    expect(ks2.state().halted).toBe(false);
+    expect(refused).toEqual(['not_operator']);
+  });
+
   it('kill - a tampered kill record (one signature bit) is refused by a joiner, which runs', async () => {
     const mesh = uniqueMesh();
     const opKey = generateKey();
