@@ -156,8 +156,7 @@ export function renderSubject(pattern: string, context: GrantContext): string[] 
     .replaceAll('{self}', context.agentId)
     .replaceAll('{presence}', names.presenceBucket)
     .replaceAll('{trust}', names.trustBucket)
-    .replaceAll('{kill}', names.killBucket)
-    .replaceAll('{audit}', names.auditStream);
+    .replaceAll('{kill}', names.killBucket);
   if (one.includes('{KV}')) return names.agentBuckets.map((bucket) => one.replaceAll('{KV}', `KV_${bucket}`));
   if (one.includes('{AUDIT}')) return names.auditStreams.map((stream) => one.replaceAll('{AUDIT}', stream));
   return [one];
