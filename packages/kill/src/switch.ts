@@ -100,8 +100,8 @@ const sameId = (a: Uint8Array | undefined, b: Uint8Array): boolean =>
  * On attach (before the agent can send) it subscribes to `tm.<mesh>.ctl.*`
  * (through one hub per connection that verifies each control frame once, past
  * no guard and no intake budget, so control frames reach a halted or flooded
- * agent), then reads the sticky kill state from JetStream KV. From then on it enforces the newest
- * operator-signed snapshot: outbound guard (a halted agent's sends and requests
+ * agent), then reads the sticky kill state from JetStream KV. From then on it
+ * enforces the newest operator-signed snapshot: outbound guard (a halted agent's sends and requests
  * fail with {@link KilledError}; presence still goes out, so the agent stays
  * visible), inbound guard (reason `killed`), the request interceptor (requests
  * to halted peers fail fast; pending ones are aborted when the peer is halted).
@@ -183,7 +183,7 @@ export function killSwitch(init: KillSwitchInit): KillSwitch {
       const error = new KilledError('peer', didFromAgentId(agentId), current.seq);
       for (const controller of controllers) controller.abort(error);
     }
-    emit('change', state());
+    if (listeners.change.size > 0) emit('change', state());
   };
 
   const ack = (control: ControlData, operator: string, cor: Uint8Array) => {
