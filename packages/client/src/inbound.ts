@@ -1,8 +1,7 @@
 import { type FrameVerifier, MESSAGE_TYPES, RESERVED_TYPE_PREFIX } from '@trustmesh/protocol';
 import type { Dispatcher } from './dispatch.ts';
 import type { InboundFrame, InboundGuard, Refusal } from './extensions.ts';
-import type { Ledger, RejectionEvent } from './ledger.ts';
-import { publisherOf } from './presence-hub.ts';
+import { type Ledger, publisherOf, type RejectionEvent } from './ledger.ts';
 import type { Requests } from './requests.ts';
 
 /**

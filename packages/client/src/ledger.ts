@@ -88,3 +88,12 @@ export class Ledger extends Emitter<AgentEvents> {
     this.emit(event, ...args);
   }
 }
+
+/** The subject's last token as a DID, if it looks like an agent id (not checked further: it names, it does not prove). */
+export function publisherOf(subject: string): { publisher?: string; publisherAuthenticated: false } {
+  const dot = subject.lastIndexOf('.');
+  const token = subject.slice(dot + 1);
+  return token.startsWith('z6Mk') && token.length <= 64
+    ? { publisher: `did:key:${token}`, publisherAuthenticated: false }
+    : { publisherAuthenticated: false };
+}

@@ -1,7 +1,7 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { byteKey, FrameVerifier, MESSAGE_TYPES, meshBuckets, meshSubjects, type OpenedFrame, type MeshSubjects } from '@trustmesh/protocol';
-import type { RejectionEvent } from './ledger.ts';
+import { FrameVerifier, MESSAGE_TYPES, meshBuckets, meshSubjects, type OpenedFrame, type MeshSubjects } from '@trustmesh/protocol';
+import { publisherOf, type RejectionEvent } from './ledger.ts';
 import { Intake } from './intake.ts';
 import { parsePresence, type PeerInfo, type PresenceStatus } from './presence.ts';
 
@@ -387,14 +387,3 @@ export class PresenceHub {
     }
   }
 }
-
-/** The subject's last token as a DID, if it looks like an agent id (not checked further: it names, it does not prove). */
-export function publisherOf(subject: string): { publisher?: string; publisherAuthenticated: false } {
-  const dot = subject.lastIndexOf('.');
-  const token = subject.slice(dot + 1);
-  return token.startsWith('z6Mk') && token.length <= 64
-    ? { publisher: `did:key:${token}`, publisherAuthenticated: false }
-    : { publisherAuthenticated: false };
-}
-
-export const keyIdOf = (publicKey: Uint8Array): string => byteKey(publicKey);
