@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type AuditService, startAudit } from '@trustmesh/audit';
-import { type Broker, createBroker } from '@trustmesh/broker';
+import { type Broker, type BrokerInit, createBroker } from '@trustmesh/broker';
 import { NatsServerError, type NatsServerHandle, startNatsServer } from '@trustmesh/embedded-nats';
 import { type AgentKey, meshBuckets } from '@trustmesh/protocol';
 import {
@@ -51,6 +51,8 @@ export interface StartMeshInit {
   checkpointIntervalMs?: number;
   /** nats-server log lines. */
   serverLog?: (line: string) => void;
+  /** Broker settings beyond the defaults (the demo shortens the rules declaration margin). */
+  broker?: Pick<BrokerInit, 'declarationMarginMs' | 'windowMs'>;
 }
 
 export interface RunningMesh {
@@ -165,6 +167,7 @@ export async function startMesh(init: StartMeshInit): Promise<RunningMesh> {
       connection: await connectAs(brokerKey, 'broker', 'trust-broker'),
       secure: mode === 'secure',
       name: 'trust-broker',
+      ...init.broker,
     });
     out.progress('starting the audit service');
     audit = await startAudit({

@@ -77,7 +77,7 @@ export function registerAudit(program: Command): void {
           `checkpoints: ${report.checkpoints.valid} valid, latest at position ${report.checkpoints.latest}, signer ${report.checkpoints.signer ?? 'none'}${report.checkpoints.pinned ? '' : ' (NOT pinned: pass --trusted <audit did>)'}`,
         );
         out.line(`verdicts: ${JSON.stringify(report.verdicts)}`);
-        if (!report.ok) out.line(`first bad position: ${report.firstBad}`);
+        if (report.firstBad) out.line(`first bad position: ${report.firstBad.position} (${report.firstBad.problem})`);
         for (const p of report.problems.slice(0, 20)) out.line(`  position ${p.position}: ${p.problem}: ${p.detail}`);
         if (!report.ok) process.exitCode = EXIT.failure;
       }),
