@@ -120,11 +120,12 @@ describe('breakers - forced open', () => {
     br.on('transition', (t) => transitions.push(t));
     const operator = await createOperator({ key: opKey, mesh, connection: await nats.connect() });
     try {
-      await operator.kill({ agent: b.did });
+      await operator.kill({ agent: b.did }); // returns once b acknowledged; a applies it on its own connection
+      await waitFor(() => br.breaker(b.did)?.state === 'forced_open', 'a to force the breaker open');
       expect(br.breaker(b.did)).toMatchObject({ state: 'forced_open', reason: 'killed' });
       await expect(a.request(b.did, 'work', 2)).rejects.toMatchObject({ code: 'breaker_open', state: 'forced_open', reason: 'killed' });
       await operator.revive({ agent: b.did });
-      expect(br.breaker(b.did)?.state).toBe('closed');
+      await waitFor(() => br.breaker(b.did)?.state === 'closed', 'a to close the breaker again');
       await expect(a.request(b.did, 'work', 3)).resolves.toBe(3);
       expect(transitions.map((t) => t.to)).toEqual(['forced_open', 'closed']);
     } finally {

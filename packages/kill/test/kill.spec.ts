@@ -180,6 +180,7 @@ describe('kill - forgeries change nothing', () => {
     const targeted = await real.kill({ agent: a!.agent.did });
     expect(targeted).toMatchObject({ seq: 2, acknowledged: 1 });
     expect(a!.ks.state()).toMatchObject({ seq: 2, all: false, halted: true, killed: [a!.agent.did] });
+    await waitFor(() => ks.state().seq === 2, 'the joiner (on its own connection) to apply seq 2');
     expect(ks.state()).toMatchObject({ seq: 2, all: false, halted: false });
   });
 
@@ -248,11 +249,11 @@ describe('kill - forgeries change nothing', () => {
     const nc = await nats.connect();
 
     await op.kill(); // seq 1
-    const kill1 = ctl.messages[0]!;
+    const kill1 = await ctl.next();
     nc.publish(kill1.subject, kill1.data); // an old kill replayed while it is in force
     await waitFor(() => replayed.length === 1, 'the exact replay to be refused');
     await op.revive(); // seq 2
-    const revive2 = ctl.messages[1]!;
+    const revive2 = await ctl.next();
     nc.publish(kill1.subject, kill1.data); // an old kill replayed after the revive
     await waitFor(() => replayed.length === 2, 'the old kill to be refused after the revive');
     expect(a!.ks.state()).toMatchObject({ seq: 2, halted: false });
