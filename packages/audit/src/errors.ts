@@ -11,6 +11,7 @@ export const AUDIT_ERROR_CODES = {
   store_closed: 'the store was closed',
   not_running: 'the audit service is not running',
   timeout: 'the audit did not catch up with the capture stream in time',
+  capture_reset: 'the capture stream is behind the log (it was deleted and created again); its sequences would be taken for duplicates',
 } as const;
 
 export type AuditErrorCode = keyof typeof AUDIT_ERROR_CODES;

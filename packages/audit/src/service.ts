@@ -204,6 +204,16 @@ class Service implements AuditService {
   }
 
   async start(): Promise<void> {
+    // A capture stream whose sequence is behind the log was created anew: its messages 1, 2, ...
+    // would look like duplicates of records already made. Refuse rather than drop them.
+    const { state } = await this.jsm.streams.info(this.stream);
+    if (state.last_seq < this.store.lastSeq) {
+      throw new AuditError(
+        'capture_reset',
+        `capture stream ${this.stream} ends at sequence ${state.last_seq} but the log already covers ${this.store.lastSeq}: ` +
+          'the stream was deleted and created again. Start a new log for the new stream (keep the old one and its checkpoints).',
+      );
+    }
     this.#serverId = this.nc.info?.server_id;
     void this.#watchServer();
     await this.#ensureConsumer();
@@ -248,9 +258,11 @@ class Service implements AuditService {
     const next = this.store.lastSeq + 1;
     try {
       const info = await this.jsm.consumers.info(this.stream, this.#consumerName);
-      if (info.ack_floor.stream_seq <= this.store.lastSeq && info.config.ack_policy === AckPolicy.All) return;
-      // The consumer acked more than the store holds (the store was replaced), or is of an older
-      // configuration: start again from the store's next sequence.
+      const clean = info.ack_floor.stream_seq === this.store.lastSeq && info.num_ack_pending === 0 && info.num_redelivered === 0;
+      if (clean && info.config.ack_policy === AckPolicy.All) return;
+      // The store is the truth about where reading resumes. A consumer that acked more (the store
+      // was replaced), or less, or still waits for acks of messages delivered to a stopped reader
+      // (they would come back only after ack_wait) is replaced by one that starts at the store's next sequence.
       await this.jsm.consumers.delete(this.stream, this.#consumerName);
     } catch (err) {
       if (!isNotFound(err)) throw err;

@@ -178,4 +178,22 @@ describe('audit service', () => {
     expect(Object.keys(report.unchecked).filter((v) => v !== 'ok').length).toBe(1); // the random bytes
     expect(report.checkpoints.valid).toBeGreaterThanOrEqual(checkpoints);
   });
+
+  it('service - a capture stream deleted and created again is refused (capture_reset), not read as duplicates', async () => {
+    const mesh = uniqueMesh('ar');
+    const path = join(await newDir(), 'reset.log');
+    const key = generateKey();
+    const nc = await nats.connect();
+    const init = { mesh, key, servers: nats.url, path, workers: 0 };
+    const first = await startAudit(init);
+    const agent = generateKey();
+    const sub = subjects.message(mesh, 'z', agent.agentId);
+    for (let i = 0; i < 3; i++) nc.publish(sub, signFrame(agent, { sub, typ: 'n', data: i }).bytes);
+    await nc.flush();
+    await first.caughtUp();
+    await first.stop();
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(captureStreamName(mesh));
+    await expect(startAudit(init)).rejects.toMatchObject({ code: 'capture_reset' });
+  });
 });
