@@ -10,7 +10,7 @@ import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { type AuditService, startAudit } from '@trustmesh/audit';
 import { type Broker, type BrokerInit, createBroker } from '@trustmesh/broker';
-import { NatsServerError, type NatsServerHandle, startNatsServer } from '@trustmesh/embedded-nats';
+import { findNatsServer, NatsServerError, type NatsServerHandle, startNatsServer } from '@trustmesh/embedded-nats';
 import { type AgentKey, meshBuckets } from '@trustmesh/protocol';
 import {
   hardenBucket,
@@ -72,6 +72,9 @@ export interface RunningMesh {
 /** Starts (or resumes) the mesh of `init.dir`. */
 export async function startMesh(init: StartMeshInit): Promise<RunningMesh> {
   const { out } = init;
+  if (init.nats === undefined && findNatsServer() === undefined) {
+    throw new CliError(EXIT.natsServerMissing, `nats-server not found: ${NATS_INSTALL_HINT}`);
+  }
   const p = paths(init.dir);
   await ensureDir(p.root);
   const previous = await readConfig(init.dir);

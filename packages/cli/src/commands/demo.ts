@@ -90,7 +90,7 @@ async function runDemo(out: Output, opts: { keep: boolean; open: boolean }): Pro
         dir,
         mesh: 'demo',
         open: opts.open,
-        out: createOutput(true, opts.open ? false : true),
+        out: createOutput(true, true),
         checkpointIntervalMs: 1_000,
         broker: { declarationMarginMs: 500 },
       });
