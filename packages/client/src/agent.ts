@@ -47,6 +47,13 @@ export interface AgentInit {
   /** Extra nats.js connection options when no connection is given (e.g. secure mode's authenticator). */
   connectionOptions?: Omit<ConnectionOptions, 'servers'>;
   /**
+   * Secure mode: the user JWT the mesh operator issued for this agent's key (its
+   * connection then signs the server's nonce with the same key that signs its
+   * frames), or a creds file (path or bytes) holding both. Implies
+   * `authenticatedTransport`. Ignored when `connection` is given.
+   */
+  credentials?: { jwt: string } | { creds: string | Uint8Array };
+  /**
    * The connection authenticates each agent's publishes (secure mode): a frame's
    * subject then proves who published it, and rejections say so. Default false.
    */
@@ -282,6 +289,7 @@ class MeshAgent implements Agent {
         expiryMs: presence.expiryMs ?? 3 * heartbeatMs,
         maxPeers: presence.maxPeers ?? DEFAULT_PRESENCE.maxPeers,
         registry: presence.registry ?? true,
+        secure: this.#init.authenticatedTransport === true,
         now: this.#init.now ?? Date.now,
         windowMs: this.#init.windowMs ?? DEFAULT_WINDOW_MS,
         ...(this.#init.maxReplayEntries !== undefined && { maxReplayEntries: this.#init.maxReplayEntries }),
@@ -514,9 +522,23 @@ class MeshAgent implements Agent {
  */
 export async function joinMesh(init: AgentInit): Promise<Agent> {
   const owns = init.connection === undefined;
-  const nc =
-    init.connection ??
-    (await connect({ ...init.connectionOptions, servers: init.servers ?? 'nats://127.0.0.1:4222', name: `trustmesh:${init.name}` }));
+  const servers = init.servers ?? 'nats://127.0.0.1:4222';
+  let options: ConnectionOptions = { ...init.connectionOptions, servers, name: `trustmesh:${init.name}` };
+  if (init.connection === undefined && init.credentials !== undefined) {
+    const secure = await import('@trustmesh/secure');
+    if ('jwt' in init.credentials) {
+      if (init.key === undefined) throw new InvalidArgumentError('credentials.jwt needs the key it was issued for (init.key)');
+      options = secure.secureConnectOptions(init.key, init.credentials.jwt, servers, { ...init.connectionOptions });
+    } else {
+      const { key, options: fromCreds } = await secure.credsConnectOptions(init.credentials.creds, servers, { ...init.connectionOptions });
+      if (init.key !== undefined && init.key.did !== key.did)
+        throw new InvalidArgumentError('the creds file holds another key than init.key');
+      init = { ...init, key };
+      options = fromCreds;
+    }
+    init = { ...init, authenticatedTransport: init.authenticatedTransport ?? true };
+  }
+  const nc = init.connection ?? (await connect(options));
   try {
     const agent = new MeshAgent(init, nc, owns);
     await agent.start();

@@ -1,6 +1,7 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { FrameVerifier, MESSAGE_TYPES, meshBuckets, meshSubjects, type OpenedFrame, type MeshSubjects } from '@trustmesh/protocol';
+import { readBucket } from '@trustmesh/secure';
 import { publisherOf, type RejectionEvent } from './ledger.ts';
 import { Intake } from './intake.ts';
 import { parsePresence, type PeerInfo, type PresenceStatus } from './presence.ts';
@@ -17,6 +18,8 @@ export interface PresenceSettings {
   maxPeers: number;
   /** Read and write the JetStream KV presence registry (when the server has JetStream). Default true. */
   registry: boolean;
+  /** Secure mode: agents may not create consumers, so the registry is read record by record. */
+  secure: boolean;
   windowMs?: number;
   maxReplayEntries?: number;
   now: () => number;
@@ -222,27 +225,42 @@ export class PresenceHub {
       const name = meshBuckets(this.settings.mesh).presence;
       const ttl = Math.max(this.settings.expiryMs * 4, 60_000);
       this.registry = await kvm.create(name, { history: 1, ttl }).catch(() => kvm.open(name));
-      const status = await this.registry.status();
-      if (status.values === 0) return;
-      // One pass over the bucket's last values; `values` bounds it (a record put meanwhile may be
-      // read or not: live presence covers it either way).
-      const watch = await this.registry.watch();
       const now = this.settings.now();
+      for (const { key, value } of await this.readRecords(name)) {
+        this.stats.registryReads++;
+        this.fromRegistry(key, value, now);
+      }
+    } catch (err) {
+      this.registry = undefined;
+      this.registryProblem = `presence registry unavailable (${err instanceof Error ? err.message : typeof err}); peers are learnt from heartbeats only`;
+    }
+  }
+
+  /**
+   * The registry's last values. A watch (an ordered consumer) is fastest; secure
+   * mode refuses agents consumers (their deliveries escape subject permissions),
+   * so then the records are read one by one with the JSON-only stream API.
+   */
+  private async readRecords(bucket: string): Promise<Array<{ key: string; value: Uint8Array }>> {
+    const registry = this.registry!;
+    if (this.settings.secure) return readBucket(this.nc, bucket);
+    try {
+      const status = await registry.status();
+      if (status.values === 0) return [];
+      const records: Array<{ key: string; value: Uint8Array }> = [];
+      const watch = await registry.watch();
       let seen = 0;
       const deadline = setTimeout(() => watch.stop(), 5_000);
       for await (const entry of watch) {
         seen++;
-        if (entry.operation === 'PUT') {
-          this.stats.registryReads++;
-          this.fromRegistry(entry.key, entry.value, now);
-        }
+        if (entry.operation === 'PUT') records.push({ key: entry.key, value: entry.value });
         if (seen >= status.values || (entry.delta ?? 1) === 0) break;
       }
       clearTimeout(deadline);
       watch.stop();
-    } catch (err) {
-      this.registry = undefined;
-      this.registryProblem = `presence registry unavailable (${err instanceof Error ? err.message : typeof err}); peers are learnt from heartbeats only`;
+      return records;
+    } catch {
+      return readBucket(this.nc, bucket);
     }
   }
 

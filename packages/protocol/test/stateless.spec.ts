@@ -1,6 +1,15 @@
 import { prng } from '@trustmesh/test-utils';
 import { describe, expect, it } from 'vitest';
-import { blameFor, generateKey, REJECT_REASONS, type RejectReason, StatelessVerifier, signFrame, subjects, verifyStateless } from '../src/index.ts';
+import {
+  blameFor,
+  generateKey,
+  REJECT_REASONS,
+  type RejectReason,
+  StatelessVerifier,
+  signFrame,
+  subjects,
+  verifyStateless,
+} from '../src/index.ts';
 import { sealFrame } from '../src/internal.ts';
 
 const alice = generateKey();
@@ -33,16 +42,19 @@ describe('stateless verification stage (docs/protocol.md §7 rules 1-7)', () => 
     const elsewhere = subjects.message('st', bob.agentId, alice.agentId);
     expect(v.verify(good, elsewhere)).toMatchObject({ ok: false, reason: 'subject_mismatch', blame: 'publisher', signedBy: alice.did });
     // Another sender's subject: refused before the signature is checked.
-    expect(v.verify(good, subjects.request('st', bob.agentId, bob.agentId))).toMatchObject({ reason: 'subject_mismatch', blame: 'publisher' });
+    expect(v.verify(good, subjects.request('st', bob.agentId, bob.agentId))).toMatchObject({
+      reason: 'subject_mismatch',
+      blame: 'publisher',
+    });
     // A malformed body under a valid signature: only alice could have made it.
     const malformed = sealFrame(alice, Uint8Array.of(0x92, 0x01, 0xa1, 0x78));
     expect(v.verify(malformed, SUB)).toMatchObject({ ok: false, reason: 'bad_frame', blame: 'signer', signedBy: alice.did });
   });
 
-  it('stateless - the blame table: signer only for bad body, bad version, issuer mismatch, future iat and equivocation, and only past the signature', () => {
+  it('stateless - the blame table: signer only for bad body, bad version, issuer mismatch, future iat and equivocation past the signature; non-frames blame nobody', () => {
     const signerFaults = new Set<RejectReason>(['bad_frame', 'bad_version', 'issuer_mismatch', 'future', 'equivocation']);
     for (const reason of Object.keys(REJECT_REASONS) as RejectReason[]) {
-      expect(blameFor(reason, false), reason).toBe('publisher');
+      expect(blameFor(reason, false), reason).toBe(reason === 'bad_frame' || reason === 'bad_version' ? 'none' : 'publisher');
       expect(blameFor(reason, true), reason).toBe(signerFaults.has(reason) ? 'signer' : 'publisher');
     }
   });

@@ -1,8 +1,9 @@
 import type { RejectReason } from '../codes.ts';
 import { ed25519Backend } from '../identity/ed25519.ts';
+import { HEADER_LENGTH } from './frame.ts';
 import { type Signer, SignerCache } from '../identity/signers.ts';
 import { parseRoute, type Route } from '../subjects/subjects.ts';
-import { DEFAULT_MAX_FRAME_BYTES, type OpenedFrame, open } from './frame.ts';
+import { checkBody, DEFAULT_MAX_FRAME_BYTES, type OpenedFrame, type OpenResult, openHeader, verifyFrameSignature } from './frame.ts';
 
 /**
  * Who a rejection is evidence against (docs/protocol.md §8.1).
@@ -17,9 +18,16 @@ export type Blame = 'signer' | 'publisher' | 'none';
 
 const SIGNER_FAULTS: ReadonlySet<RejectReason> = new Set(['bad_frame', 'bad_version', 'issuer_mismatch', 'future', 'equivocation']);
 
-/** The blame rule as a function: `signatureVerified` says whether rule 4 passed. */
+/**
+ * The blame rule as a function: `signatureVerified` says whether rule 4 passed.
+ * Bytes that are not a frame at all (too short, another version byte) blame
+ * nobody: in secure mode the server itself routes JetStream's JSON answers to
+ * whatever reply subject a requester names, so such bytes on X's subject need
+ * not come from X's connection.
+ */
 export function blameFor(reason: RejectReason, signatureVerified: boolean): Blame {
-  return signatureVerified && SIGNER_FAULTS.has(reason) ? 'signer' : 'publisher';
+  if (signatureVerified) return SIGNER_FAULTS.has(reason) ? 'signer' : 'publisher';
+  return reason === 'bad_frame' || reason === 'bad_version' ? 'none' : 'publisher';
 }
 
 export interface Verified {
@@ -68,15 +76,37 @@ export class StatelessVerifier {
   }
 
   verify(bytes: Uint8Array, subject: string): StatelessResult {
-    const route = parseRoute(subject);
+    const pre = this.precheck(bytes, subject);
+    if (!pre.ok) return pre;
+    return this.complete(bytes, subject, pre, verifyFrameSignature(bytes, pre.signer));
+  }
+
+  /**
+   * The checks before the signature: the arrival subject, size, version, and
+   * the header key against the subject's sender. Cheap; a verification pool
+   * runs them before it hands the signature check to a worker.
+   */
+  precheck(bytes: Uint8Array, subject: string): Prechecked | Rejected {
+    const route = this.route(subject);
     if (route === undefined) {
       return { ok: false, reason: 'subject_mismatch', detail: 'arrival subject is not a mesh subject', blame: 'publisher' };
     }
-    const { result, signer } = open(bytes, this.maxFrameBytes, this.signers, route.from);
+    const pre = openHeader(bytes, this.maxFrameBytes, this.lastSigner, route.from);
+    if (!pre.ok) return { ok: false, reason: pre.reason, detail: pre.detail, blame: blameFor(pre.reason, false) };
+    return { ok: true, route, signer: pre.signer };
+  }
+
+  /**
+   * The rest of the stage once the signature of a {@link precheck}ed frame has
+   * been checked (`signatureValid`: here, or by a worker): body, issuer and
+   * subject binding.
+   */
+  complete(bytes: Uint8Array, subject: string, pre: Prechecked, signatureValid: boolean): StatelessResult {
+    if (!signatureValid) return { ok: false, reason: 'bad_signature', detail: 'signature does not verify', blame: 'publisher' };
+    const result: OpenResult = checkBody(bytes, bytes.subarray(HEADER_LENGTH), pre.signer.did);
     if (!result.ok) {
-      const verified = result.signer !== undefined;
-      const rejected: Rejected = { ok: false, reason: result.reason, detail: result.detail, blame: blameFor(result.reason, verified) };
-      if (verified) rejected.signedBy = result.signer;
+      const rejected: Rejected = { ok: false, reason: result.reason, detail: result.detail, blame: blameFor(result.reason, true) };
+      rejected.signedBy = pre.signer.did;
       return rejected;
     }
     const frame = result.frame;
@@ -89,8 +119,53 @@ export class StatelessVerifier {
         signedBy: frame.iss,
       };
     }
-    return { ok: true, frame, route, signer: signer! };
+    return { ok: true, frame, route: pre.route, signer: pre.signer };
   }
+
+  /** parseRoute, remembering the last subject: a sender's frames arrive on one subject, one after another. */
+  private route(subject: string): Route | undefined {
+    if (subject === this.lastSubject) return this.lastRoute;
+    const route = parseRoute(subject);
+    if (route !== undefined) {
+      this.lastSubject = subject;
+      this.lastRoute = Object.freeze(route);
+    }
+    return route;
+  }
+
+  private lastSubject: string | undefined;
+  private lastRoute: Route | undefined;
+  private readonly lastSigner = new LastSigner(this);
+}
+
+/**
+ * The signer cache behind a one-entry memo: frames come in runs from one
+ * sender, so the last key is compared byte for byte before a string key is made.
+ */
+class LastSigner {
+  private publicKey: Uint8Array | undefined;
+  private signer: Signer | undefined;
+  constructor(private readonly owner: { readonly signers: SignerCache }) {}
+
+  get(publicKey: Uint8Array): Signer {
+    const last = this.publicKey;
+    if (last !== undefined && publicKey.length === last.length) {
+      let i = 0;
+      while (i < last.length && last[i] === publicKey[i]) i++;
+      if (i === last.length) return this.signer!;
+    }
+    const signer = this.owner.signers.get(publicKey);
+    this.publicKey = Uint8Array.prototype.slice.call(publicKey) as Uint8Array;
+    this.signer = signer;
+    return signer;
+  }
+}
+
+/** A frame past {@link StatelessVerifier.precheck}: its route and the key to verify its signature with. */
+export interface Prechecked {
+  ok: true;
+  route: Route;
+  signer: Signer;
 }
 
 const signerCaches = new Map<'node' | 'noble', SignerCache>();
