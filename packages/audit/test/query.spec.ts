@@ -1,9 +1,8 @@
+import { join } from 'node:path';
 import { generateKey } from '@trustmesh/protocol';
 import { describe, expect, it } from 'vitest';
-import { openLogFile, type QueryResult, queryLog, subjectMatches, toJsonLine, writeJsonLines } from '../src/index.ts';
+import { openFileStore, openLogFile, type QueryResult, queryLog, subjectMatches, toJsonLine, writeJsonLines } from '../src/index.ts';
 import { signedRecords, tempDir } from './helpers.ts';
-import { openFileStore } from '../src/index.ts';
-import { join } from 'node:path';
 
 const newDir = tempDir();
 const MESH = 'qy';
