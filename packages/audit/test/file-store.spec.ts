@@ -89,4 +89,20 @@ describe('file store', () => {
     await expect(openFileStore(path, { mesh: MESH })).rejects.toMatchObject({ code: 'log_behind_checkpoint' });
     expect((await readdir(dir)).some((f) => f.includes('.torn-'))).toBe(false);
   });
+
+  it('file store - a torn last line of the checkpoint file is ignored; the checkpoints before it count', async () => {
+    const dir = await newDir();
+    const path = join(dir, 'cpt.log');
+    const key = generateKey();
+    const store = await openFileStore(path, { mesh: MESH });
+    await store.append(signedRecords(MESH, 4));
+    await store.saveCheckpoint(signCheckpoint(key, MESH, store.length, store.head).frame);
+    await store.close();
+    await appendFile(`${path}.checkpoints`, '{"position":4,"head":"ab","frame":"AQID');
+    const again = await openFileStore(path, { mesh: MESH });
+    expect((await again.checkpoints()).length).toBe(1);
+    await again.close();
+    const report = await verifyLog(await openLogFile(path), { trusted: key.did, workers: 0 });
+    expect(report).toMatchObject({ ok: true, checkpoints: { valid: 1, latest: 4 } });
+  });
 });
