@@ -22,6 +22,11 @@ export interface CaptureInit {
   maxAgeMs?: number;
   /** `file` (default) or `memory`. */
   storage?: 'file' | 'memory';
+  /**
+   * Stream replicas: 3 on a 3-node JetStream cluster so the capture survives a node
+   * loss (`replicasFor(nc)` from @trustmesh/client picks it). Default 1.
+   */
+  replicas?: number;
 }
 
 export function captureStreamConfig(mesh: string, init: CaptureInit = {}): Partial<StreamConfig> & { name: string } {
@@ -42,6 +47,7 @@ export function captureStreamConfig(mesh: string, init: CaptureInit = {}): Parti
     max_age: init.maxAgeMs === undefined ? 0 : pos('maxAgeMs', init.maxAgeMs) * 1_000_000,
     // Single messages cannot be deleted; the limits above are the only way out.
     deny_delete: true,
+    num_replicas: init.replicas === undefined ? 1 : pos('replicas', init.replicas),
   };
 }
 

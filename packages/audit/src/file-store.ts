@@ -218,8 +218,18 @@ class FileStoreImpl implements FileStore {
     const fh = await open(path, 'a+');
     try {
       let size = (await fh.stat()).size;
+      const expected = encodeHeader(init.mesh);
+      if (size > 0 && size < expected.length) {
+        // A crash while the header was being written: a prefix of our own header is a torn creation.
+        const start = Buffer.alloc(size);
+        await fh.read(start, 0, size, 0);
+        if (start.equals(expected.subarray(0, size))) {
+          await fh.truncate(0);
+          size = 0;
+        }
+      }
       if (size === 0) {
-        await fh.write(encodeHeader(init.mesh), 0, undefined, 0);
+        await fh.write(expected, 0, undefined, 0);
         await fh.sync();
         await syncDir(dirname(path));
         size = (await fh.stat()).size;

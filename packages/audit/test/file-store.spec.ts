@@ -105,4 +105,16 @@ describe('file store', () => {
     const report = await verifyLog(await openLogFile(path), { trusted: key.did, workers: 0 });
     expect(report).toMatchObject({ ok: true, checkpoints: { valid: 1, latest: 4 } });
   });
+
+  it('file store - a crash while the header was written (a prefix of it) is repaired; anything else is refused', async () => {
+    const dir = await newDir();
+    const path = join(dir, 'hdr.log');
+    await writeFile(path, Buffer.from('TMAUD'));
+    const store = await openFileStore(path, { mesh: MESH });
+    await store.append(signedRecords(MESH, 2));
+    await store.close();
+    expect(await verifyLog(await openLogFile(path), { workers: 0 })).toMatchObject({ ok: true, records: 2 });
+    await writeFile(join(dir, 'x.log'), Buffer.from('TMAUX'));
+    await expect(openFileStore(join(dir, 'x.log'), { mesh: MESH })).rejects.toMatchObject({ code: 'log_mismatch' });
+  });
 });
