@@ -234,7 +234,7 @@ async function agentReceive(cmd: Extract<Command, { op: 'agent-recv' }>): Promis
     current = newTracker(cmd.id, cmd.count, cmd.size, cmd.ackEvery, (t, stopped) => {
       const result = receiveResult(t, stopped);
       const stats = agent!.stats();
-      result.rejected = Object.fromEntries(Object.entries(stats.rejected).filter(([, n]) => n > 0));
+      result.rejected = Object.fromEntries(Object.entries(stats.rejected).filter((e): e is [string, number] => (e[1] ?? 0) > 0));
       result.rejectedTotal = stats.rejectedTotal;
       result.accepted = stats.accepted;
       result.handlerErrors = stats.handlerErrors;

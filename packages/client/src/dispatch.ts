@@ -157,45 +157,15 @@ export class Dispatcher {
 
   private run(job: Job): void {
     const { frame, isRequest, sender } = job;
-    // The AbortController is made only if the handler looks at ctx.signal: most never do,
-    // and one per message is a measurable share of the receive path.
-    let controller: AbortController | undefined;
-    const signal = (): AbortSignal => {
-      if (controller === undefined) {
-        controller = new AbortController();
-        if (finished) controller.abort(new AgentClosedError('the handler call has finished'));
-        else this.controllers.add(controller);
-      }
-      return controller.signal;
-    };
     this.inFlight++;
     this.running.set(sender.agentId, this.runningFor(sender) + 1);
-    let finished = false;
-    const finish = () => {
-      if (finished) return;
-      finished = true;
-      if (controller !== undefined) this.controllers.delete(controller);
-      this.inFlight--;
-      const left = this.runningFor(sender) - 1;
-      if (left > 0) this.running.set(sender.agentId, left);
-      else this.running.delete(sender.agentId);
-      this.pump();
-    };
-    const context: MessageContext = {
-      from: frame.iss,
-      typ: frame.typ,
-      frame,
-      isRequest,
-      get signal() {
-        return signal();
-      },
-    };
+    const call = new Call(this, job);
     let outcome: unknown;
     try {
-      outcome = job.handler(frame.data, context);
+      outcome = job.handler(frame.data, call);
     } catch (err) {
       this.onHandlerError(err, job);
-      finish();
+      this.finish(call);
       return;
     }
     if (isPromiseLike(outcome)) {
@@ -204,21 +174,41 @@ export class Dispatcher {
         outcome.then(
           (value) => {
             if (isRequest) this.reply(sender, frame, MESSAGE_TYPES.reply, value);
-            finish();
+            this.finish(call);
           },
           (err) => {
             this.onHandlerError(err, job);
-            finish();
+            this.finish(call);
           },
         );
       } catch (err) {
         this.onHandlerError(err, job);
-        finish();
+        this.finish(call);
       }
       return;
     }
     if (isRequest) this.reply(sender, frame, MESSAGE_TYPES.reply, outcome);
-    finish();
+    this.finish(call);
+  }
+
+  /** Makes the AbortController of a call whose handler asked for `ctx.signal`. */
+  controllerFor(finished: boolean): AbortController {
+    const controller = new AbortController();
+    if (finished) controller.abort(new AgentClosedError('the handler call has finished'));
+    else this.controllers.add(controller);
+    return controller;
+  }
+
+  private finish(call: Call): void {
+    const ended = Call.end(call);
+    if (ended === undefined) return;
+    const { sender, controller } = ended;
+    if (controller !== undefined) this.controllers.delete(controller);
+    this.inFlight--;
+    const left = this.runningFor(sender) - 1;
+    if (left > 0) this.running.set(sender.agentId, left);
+    else this.running.delete(sender.agentId);
+    this.pump();
   }
 
   private onHandlerError(err: unknown, job: Job): void {
@@ -248,6 +238,44 @@ export class Dispatcher {
         // the agent is closing or halted: the requester's timeout answers it
       }
     }
+  }
+}
+
+/**
+ * One handler call: its {@link MessageContext}. The AbortController is made
+ * only if the handler looks at `signal`: most never do, and one per message
+ * is a measurable share of the receive path. The dispatcher's state is in
+ * #private fields, out of the handler's reach.
+ */
+class Call implements MessageContext {
+  readonly from: string;
+  readonly typ: string;
+  readonly frame: OpenedFrame;
+  readonly isRequest: boolean;
+  readonly #dispatcher: Dispatcher;
+  readonly #sender: PeerRef;
+  #finished = false;
+  #controller: AbortController | undefined;
+
+  constructor(dispatcher: Dispatcher, job: Job) {
+    this.from = job.frame.iss;
+    this.typ = job.frame.typ;
+    this.frame = job.frame;
+    this.isRequest = job.isRequest;
+    this.#dispatcher = dispatcher;
+    this.#sender = job.sender;
+  }
+
+  get signal(): AbortSignal {
+    this.#controller ??= this.#dispatcher.controllerFor(this.#finished);
+    return this.#controller.signal;
+  }
+
+  /** Marks the call finished once; returns its sender and controller then, undefined after. */
+  static end(call: Call): { sender: PeerRef; controller: AbortController | undefined } | undefined {
+    if (call.#finished) return undefined;
+    call.#finished = true;
+    return { sender: call.#sender, controller: call.#controller };
   }
 }
 

@@ -1,5 +1,6 @@
-import { type FrameVerifier, MESSAGE_TYPES, RESERVED_TYPE_PREFIX } from '@trustmesh/protocol';
+import { type FrameVerifier, MESSAGE_TYPES, type OpenedFrame, RESERVED_TYPE_PREFIX, type VerifyResult } from '@trustmesh/protocol';
 import type { Dispatcher } from './dispatch.ts';
+import { headerKeyId } from './intake.ts';
 import type { InboundFrame, InboundGuard, Refusal } from './extensions.ts';
 import { type Ledger, publisherOf, type RejectionEvent } from './ledger.ts';
 import type { Requests } from './requests.ts';
@@ -35,10 +36,14 @@ export class Inbound {
 
   process(subject: string, data: Uint8Array, sink?: ExtensionSink): void {
     if (this.closed) return;
-    const result = this.verifier.verify(data, { subject });
+    this.settle(subject, data, this.verifier.verify(data, { subject }), sink);
+  }
+
+  /** What follows verification (here, or a pool's): the refusal, or guards and routing. */
+  settle(subject: string, data: Uint8Array, result: VerifyResult, sink?: ExtensionSink): void {
+    if (this.closed) return;
     if (!result.ok) {
-      if (result.reason === 'bad_signature' && data.length >= 33)
-        this.suspect(Buffer.from(data.buffer, data.byteOffset + 1, 32).toString('latin1'));
+      if (result.reason === 'bad_signature' && data.length >= 33) this.suspect(headerKeyId(data));
       this.refuse(
         subject,
         data.length,
@@ -49,25 +54,24 @@ export class Inbound {
       return;
     }
     const { frame, route } = result;
-    const signerFault = (detail: string) =>
-      this.refuse(subject, data.length, { reason: 'bad_frame', detail, blame: 'signer' }, frame.iss, frame.raw);
+    const size = data.length;
     // An extension's own subscription (broadcast or queue-group subjects): its sink decides the rest.
     if (sink !== undefined) {
-      this.deliver(subject, data.length, { frame, route, subject }, sink);
+      this.deliver(subject, size, { frame, route, subject }, sink);
       return;
     }
     if (route.to !== this.selfId) {
-      this.refuse(subject, data.length, { reason: 'subject_mismatch', detail: 'not addressed to this agent', blame: 'publisher' });
+      this.refuse(subject, size, { reason: 'subject_mismatch', detail: 'not addressed to this agent', blame: 'publisher' });
       return;
     }
     const kind = route.kind;
     const extension = this.kinds.get(kind);
     if (extension !== undefined) {
-      this.deliver(subject, data.length, { frame, route, subject }, extension);
+      this.deliver(subject, size, { frame, route, subject }, extension);
       return;
     }
     if (kind !== 'msg' && kind !== 'req' && kind !== 'rep') {
-      this.refuse(subject, data.length, {
+      this.refuse(subject, size, {
         reason: 'subject_mismatch',
         detail: `'${kind.slice(0, 32)}' is not a message kind (msg, req, rep)`,
         blame: 'publisher',
@@ -76,27 +80,22 @@ export class Inbound {
     }
     // docs/protocol.md §10: msg, req and rep carry aud; msg and req carry application types only.
     if (frame.aud === undefined) {
-      signerFault(`a ${kind} frame must carry aud`);
+      this.signerFault(subject, size, frame, `a ${kind} frame must carry aud`);
       return;
     }
     if (kind !== 'rep' && frame.typ.startsWith(RESERVED_TYPE_PREFIX)) {
-      signerFault(`reserved type '${frame.typ.slice(0, 40)}' on a ${kind} subject`);
+      this.signerFault(subject, size, frame, `reserved type '${frame.typ.slice(0, 40)}' on a ${kind} subject`);
       return;
     }
-    if (!this.admit({ frame, route, subject }, data.length)) return;
+    if (this.guards.length > 0 && !this.admit({ frame, route, subject }, size)) return;
     if (kind === 'rep') {
       const reason = this.requests.onReply(frame, route.from);
       if (reason === 'unsolicited') {
-        this.refuse(
-          subject,
-          data.length,
-          { reason, detail: 'reply matches no pending request to its sender', blame: 'publisher' },
-          frame.iss,
-        );
+        this.refuse(subject, size, { reason, detail: 'reply matches no pending request to its sender', blame: 'publisher' }, frame.iss);
         return;
       }
       if (reason !== undefined) {
-        signerFault(`a reply's type must be ${MESSAGE_TYPES.reply} or ${MESSAGE_TYPES.error}`);
+        this.signerFault(subject, size, frame, `a reply's type must be ${MESSAGE_TYPES.reply} or ${MESSAGE_TYPES.error}`);
         return;
       }
       this.ledger.accept(frame);
@@ -104,6 +103,10 @@ export class Inbound {
     }
     this.ledger.accept(frame);
     this.dispatcher.submit(frame, kind === 'req', { did: frame.iss, agentId: route.from }, subject);
+  }
+
+  private signerFault(subject: string, size: number, frame: OpenedFrame, detail: string): void {
+    this.refuse(subject, size, { reason: 'bad_frame', detail, blame: 'signer' }, frame.iss, frame.raw);
   }
 
   /** Runs the inbound guards; false (and counted) when one refuses. */

@@ -1,5 +1,11 @@
-import { byteKey, HEADER_LENGTH } from '@trustmesh/protocol';
+import { HEADER_LENGTH } from '@trustmesh/protocol';
 import type { ExtensionSink } from './inbound.ts';
+
+// Node's latin1 decoder called on the frame itself: no Buffer view per frame.
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (this: Uint8Array, start: number, end: number) => string }).latin1Slice;
+
+/** The header key of a frame (bytes 1..33) as a latin1 string: the key id known peers are looked up by. */
+export const headerKeyId = (frame: Uint8Array): string => latin1Slice.call(frame, 1, 33);
 
 export interface IntakeLimits {
   /** Frames from unknown keys waiting for verification; past it they are refused `overloaded` unread. Default 1024. */
@@ -96,7 +102,7 @@ export class Intake {
   }
 
   push(subject: string, data: Uint8Array, sink?: ExtensionSink): void {
-    const keyId = data.length >= HEADER_LENGTH ? byteKey(data.subarray(1, 33)) : '';
+    const keyId = data.length >= HEADER_LENGTH ? headerKeyId(data) : '';
     if (keyId !== '' && this.isKnownKey(keyId)) {
       if (this.known.length - this.knownHead >= this.limits.maxKnownQueued) {
         this.drop(subject, data, 'verification queue for known peers is full');

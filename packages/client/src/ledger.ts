@@ -65,7 +65,7 @@ export class Ledger extends Emitter<AgentEvents> {
 
   accept(frame: OpenedFrame): void {
     this.counters.accepted++;
-    this.emit('accepted', frame);
+    if (this.hasListeners('accepted')) this.emit('accepted', frame);
   }
 
   refuse(event: RejectionEvent): void {

@@ -150,7 +150,10 @@ export interface OpenOptions {
   signers?: SignerCache;
 }
 
-const reject = (reason: RejectReason, detail: string): OpenResult => ({ ok: false, reason, detail });
+/** A refusal of {@link open}. */
+export type FrameRejection = Extract<OpenResult, { ok: false }>;
+
+const reject = (reason: RejectReason, detail: string): FrameRejection => ({ ok: false, reason, detail });
 
 const own = (o: object, k: string) => Object.hasOwn(o, k);
 const isBytes = (v: unknown, n: number): v is Uint8Array => v instanceof Uint8Array && v.length === n;
@@ -185,47 +188,99 @@ export function open(
   signers: SignerCache,
   expectedSender?: string,
 ): { result: OpenResult; signer?: Signer } {
-  if (!(frame instanceof Uint8Array)) return { result: reject('bad_frame', 'frame is not bytes') };
-  if (frame.length > max) return { result: reject('too_large', `${frame.length} bytes > limit ${max}`) };
-  if (frame.length < HEADER_LENGTH + 1) return { result: reject('bad_frame', `${frame.length} bytes is shorter than header + body`) };
-  if (frame[0] !== FRAME_VERSION) return { result: reject('bad_version', `version byte ${frame[0]}`) };
-
-  const publicKey = frame.subarray(1, 1 + PUBLIC_KEY_LENGTH);
-  const encoded = frame.subarray(HEADER_LENGTH);
-  const signer = signers.get(publicKey);
-  if (expectedSender !== undefined && signer.agentId !== expectedSender) {
-    return { result: reject('subject_mismatch', 'the header key is not the sender the subject names') };
-  }
-  if (!signer.verify(signingInput(encoded), frame.subarray(1 + PUBLIC_KEY_LENGTH, HEADER_LENGTH))) {
-    return { result: reject('bad_signature', 'signature does not verify') };
-  }
-  return { result: checkBody(frame, encoded, signer.did), signer };
+  const pre = openHeader(frame, max, signers, expectedSender);
+  if (!pre.ok) return { result: pre };
+  const signer = pre.signer;
+  if (!verifyFrameSignature(frame, signer)) return { result: reject('bad_signature', 'signature does not verify') };
+  return { result: checkBody(frame, frame.subarray(HEADER_LENGTH), signer.did), signer };
 }
 
+/**
+ * The checks of {@link open} before the signature: type, size, version, and the
+ * header key against the subject's sender. Returns the signer to verify with,
+ * or the rejection. Split out so a verification pool can run the signature
+ * check elsewhere and the rest here (internal export).
+ */
+export function openHeader(
+  frame: Uint8Array,
+  max: number,
+  signers: Pick<SignerCache, 'get'>,
+  expectedSender?: string,
+): { ok: true; signer: Signer } | FrameRejection {
+  if (!(frame instanceof Uint8Array)) return reject('bad_frame', 'frame is not bytes');
+  if (frame.length > max) return reject('too_large', `${frame.length} bytes > limit ${max}`);
+  if (frame.length < HEADER_LENGTH + 1) return reject('bad_frame', `${frame.length} bytes is shorter than header + body`);
+  if (frame[0] !== FRAME_VERSION) return reject('bad_version', `version byte ${frame[0]}`);
+  const signer = signers.get(frame.subarray(1, 1 + PUBLIC_KEY_LENGTH));
+  if (expectedSender !== undefined && signer.agentId !== expectedSender) {
+    return reject('subject_mismatch', 'the header key is not the sender the subject names');
+  }
+  return { ok: true, signer };
+}
+
+/** Ed25519 over the frame's signing input with the header signature; `frame` passed {@link openHeader}. */
+export function verifyFrameSignature(frame: Uint8Array, signer: Signer): boolean {
+  return signer.verify(verificationInput(frame.subarray(HEADER_LENGTH)), frame.subarray(1 + PUBLIC_KEY_LENGTH, HEADER_LENGTH));
+}
+
+/** Bodies up to this size are verified from one reused buffer instead of a fresh signing input per frame. */
+const SCRATCH_MAX = 64 * 1024;
+let scratch = Buffer.allocUnsafe(4096);
+DOMAIN_BYTES.copy(scratch, 0);
+
+/**
+ * The signing input of `body` for a verify that does not keep it: small bodies
+ * are written into one module-wide buffer (a view of it is returned, valid
+ * until the next call), saving an allocation per frame on the receive path.
+ */
+function verificationInput(body: Uint8Array): Uint8Array {
+  const length = DOMAIN_BYTES.length + body.length;
+  if (length > SCRATCH_MAX) return signingInput(body);
+  if (length > scratch.length) {
+    scratch = Buffer.allocUnsafe(SCRATCH_MAX);
+    DOMAIN_BYTES.copy(scratch, 0);
+  }
+  scratch.set(body, DOMAIN_BYTES.length);
+  return scratch.subarray(0, length);
+}
+
+const refuseBody = (signer: string, reason: RejectReason, detail: string): OpenResult => ({ ok: false, reason, detail, signer });
+
 export function checkBody(frame: Uint8Array, encoded: Uint8Array, signer: string): OpenResult {
-  const refuse = (reason: RejectReason, detail: string): OpenResult => ({ ok: false, reason, detail, signer });
   let decoded: DecodedBody;
   try {
     decoded = decodeBody(encoded);
   } catch (err) {
-    return refuse('bad_frame', `body is not a well-formed MessagePack map: ${err instanceof MsgpackError ? err.message : 'undecodable'}`);
+    return refuseBody(
+      signer,
+      'bad_frame',
+      `body is not a well-formed MessagePack map: ${err instanceof MsgpackError ? err.message : 'undecodable'}`,
+    );
   }
   const body = decoded.fields;
   if (body.v !== FRAME_VERSION || !decoded.ints.has('v')) {
-    return refuse('bad_version', `body.v is ${typeof body.v === 'number' ? body.v : typeof body.v}, header says ${FRAME_VERSION}`);
+    return refuseBody(
+      signer,
+      'bad_version',
+      `body.v is ${typeof body.v === 'number' ? body.v : typeof body.v}, header says ${FRAME_VERSION}`,
+    );
   }
-  if (!isBytes(body.id, ID_LENGTH)) return refuse('bad_frame', `id must be ${ID_LENGTH} bytes (bin)`);
-  if (!isText(body.iss, 128)) return refuse('bad_frame', 'iss must be a string of 1..128 UTF-8 bytes');
-  if (!isText(body.sub, MAX_SUBJECT_LENGTH)) return refuse('bad_frame', `sub must be a string of 1..${MAX_SUBJECT_LENGTH} UTF-8 bytes`);
-  if (own(body, 'aud') && !isText(body.aud, 128)) return refuse('bad_frame', 'aud must be a string of 1..128 UTF-8 bytes when present');
-  if (!isText(body.typ, MAX_TYPE_LENGTH)) return refuse('bad_frame', `typ must be a string of 1..${MAX_TYPE_LENGTH} UTF-8 bytes`);
+  if (!isBytes(body.id, ID_LENGTH)) return refuseBody(signer, 'bad_frame', `id must be ${ID_LENGTH} bytes (bin)`);
+  if (!isText(body.iss, 128)) return refuseBody(signer, 'bad_frame', 'iss must be a string of 1..128 UTF-8 bytes');
+  if (!isText(body.sub, MAX_SUBJECT_LENGTH))
+    return refuseBody(signer, 'bad_frame', `sub must be a string of 1..${MAX_SUBJECT_LENGTH} UTF-8 bytes`);
+  if (own(body, 'aud') && !isText(body.aud, 128))
+    return refuseBody(signer, 'bad_frame', 'aud must be a string of 1..128 UTF-8 bytes when present');
+  if (!isText(body.typ, MAX_TYPE_LENGTH))
+    return refuseBody(signer, 'bad_frame', `typ must be a string of 1..${MAX_TYPE_LENGTH} UTF-8 bytes`);
   if (typeof body.iat !== 'number' || !decoded.ints.has('iat') || body.iat < 0) {
-    return refuse('bad_frame', 'iat must be a non-negative integer (ms)');
+    return refuseBody(signer, 'bad_frame', 'iat must be a non-negative integer (ms)');
   }
-  if (own(body, 'cor') && !isBytes(body.cor, ID_LENGTH)) return refuse('bad_frame', `cor must be ${ID_LENGTH} bytes when present`);
-  if (!own(body, 'data')) return refuse('bad_frame', 'data is missing');
+  if (own(body, 'cor') && !isBytes(body.cor, ID_LENGTH))
+    return refuseBody(signer, 'bad_frame', `cor must be ${ID_LENGTH} bytes when present`);
+  if (!own(body, 'data')) return refuseBody(signer, 'bad_frame', 'data is missing');
 
-  if (body.iss !== signer) return refuse('issuer_mismatch', 'iss is not the did:key of the signing key');
+  if (body.iss !== signer) return refuseBody(signer, 'issuer_mismatch', 'iss is not the did:key of the signing key');
 
   // A fresh object with the known fields only: unknown keys are ignored (§4).
   // The bytes it exposes are a copy: `frame` may be a view into a transport's

@@ -1,8 +1,7 @@
 import type { RejectReason } from '../codes.ts';
-import { byteKey } from '../util/bytes.ts';
-import { DEFAULT_MAX_FRAME_BYTES, HEADER_LENGTH } from './frame.ts';
+import { DEFAULT_MAX_FRAME_BYTES, HEADER_LENGTH, verifyFrameSignature } from './frame.ts';
 import { DEFAULT_WINDOW_MS, ReplayGuard, type ReplayGuardInit } from './replay.ts';
-import { blameFor, type Rejected, StatelessVerifier, type Verified } from './stateless.ts';
+import { blameFor, type Prechecked, type Rejected, StatelessVerifier, type Verified } from './stateless.ts';
 
 /** A verified frame with its parsed route and signer, or a rejection with its reason and blame. */
 export type VerifyResult = Verified | Rejected;
@@ -32,8 +31,6 @@ export interface VerifyContext {
   /** The NATS subject the frame arrived on. */
   subject: string;
 }
-
-const SIGNATURE_START = 1 + 32;
 
 /**
  * Every receiver rule of docs/protocol.md §7, in order: the stateless stage
@@ -70,60 +67,95 @@ export class FrameVerifier {
   }
 
   verify(frame: Uint8Array, context: VerifyContext): VerifyResult {
-    const seen =
-      frame instanceof Uint8Array && frame.length <= this.maxFrameBytes && frame.length >= HEADER_LENGTH
-        ? this.duplicates.get(frame, context.subject)
-        : undefined;
-    if (seen !== undefined) {
-      // The same outcome the full checks would give, without a signature check.
-      if (seen.accepted === undefined)
-        return { ok: false, reason: 'bad_signature', detail: 'copy of a frame whose signature did not verify', blame: 'publisher' };
-      const { iat, keyId, agentId, did } = seen.accepted;
-      const now = this.now();
-      const stale = iat < now - this.windowMs || iat <= this.replay.floorOf(keyId, this.isKnown(agentId));
-      return stale
-        ? { ok: false, reason: 'stale', detail: 'copy of an accepted frame, now stale', blame: 'publisher', signedBy: did }
-        : { ok: false, reason: 'replay', detail: 'copy of a frame already accepted', blame: 'publisher', signedBy: did };
+    const pending = this.precheck(frame, context);
+    if (!pending.ok) return pending;
+    return this.complete(pending, verifyFrameSignature(frame, pending.signer));
+  }
+
+  /**
+   * The checks before the signature: the exact-duplicate memory, then
+   * {@link StatelessVerifier.precheck}. `ok` means the frame's signature must
+   * be checked next, here ({@link verify}) or by a verification pool, and the
+   * result passed to {@link complete} with the same `Pending`. Pendings of one
+   * sender must be completed in the order they were prechecked.
+   */
+  precheck(frame: Uint8Array, context: VerifyContext): Pending | Rejected {
+    const subject = context.subject;
+    let sigKey: string | undefined;
+    if (frame instanceof Uint8Array && frame.length <= this.maxFrameBytes && frame.length >= HEADER_LENGTH) {
+      sigKey = signatureKey(frame);
+      const seen = this.duplicates.get(frame, subject, sigKey);
+      if (seen !== undefined) return this.copyOf(seen);
     }
-    const result = this.stateless.verify(frame, context.subject);
+    const pre = this.stateless.precheck(frame, subject);
+    if (!pre.ok) return pre;
+    return { ok: true, frame, subject, route: pre.route, signer: pre.signer, sigKey: sigKey! };
+  }
+
+  /** The rest of the checks for a frame whose signature was checked: body, audience, time, replay. */
+  complete(pending: Pending, signatureValid: boolean): VerifyResult {
+    const { frame, subject } = pending;
+    const result = this.stateless.complete(frame, subject, pending, signatureValid);
     if (!result.ok) {
       if (result.reason === 'bad_signature') {
-        this.duplicates.remember(Uint8Array.prototype.slice.call(frame) as Uint8Array, context.subject, { accepted: undefined });
+        this.duplicates.remember(Uint8Array.prototype.slice.call(frame) as Uint8Array, subject, { accepted: undefined }, pending.sigKey);
       }
       return result;
     }
     const body = result.frame;
-    const refuse = (reason: RejectReason, detail: string): Rejected => ({
-      ok: false,
-      reason,
-      detail,
-      blame: blameFor(reason, true),
-      signedBy: body.iss,
-    });
     if (body.aud !== undefined && this.self !== undefined && body.aud !== this.self) {
-      return refuse('audience_mismatch', `addressed to ${body.aud.slice(0, 80)}`);
+      return refused(body.iss, 'audience_mismatch', `addressed to ${body.aud.slice(0, 80)}`);
     }
     const now = this.now();
-    if (body.iat < now - this.windowMs) return refuse('stale', `iat ${now - body.iat} ms old, window ${this.windowMs} ms`);
-    if (body.iat > now + this.windowMs) return refuse('future', `iat ${body.iat - now} ms ahead, window ${this.windowMs} ms`);
-    if (body.iat < this.notBefore) return refuse('stale', 'issued before this receiver started (its replay memory is younger)');
-    const fingerprint = byteKey(body.raw.subarray(SIGNATURE_START, SIGNATURE_START + 16));
+    if (body.iat < now - this.windowMs) return refused(body.iss, 'stale', `iat ${now - body.iat} ms old, window ${this.windowMs} ms`);
+    if (body.iat > now + this.windowMs) return refused(body.iss, 'future', `iat ${body.iat - now} ms ahead, window ${this.windowMs} ms`);
+    if (body.iat < this.notBefore) return refused(body.iss, 'stale', 'issued before this receiver started (its replay memory is younger)');
+    // The fingerprint is the signature's first 16 bytes, as a string.
+    const fingerprint = pending.sigKey.slice(0, 16);
     const verdict = this.replay.check(
       result.signer.keyId,
-      byteKey(body.id),
+      latin1Slice.call(body.id, 0, body.id.length),
       fingerprint,
       body.iat,
       now,
       this.isKnown(result.signer.agentId),
     );
-    if (verdict === 'replay') return refuse('replay', '(iss, id) already accepted');
-    if (verdict === 'equivocation') return refuse('equivocation', 'another frame with this (iss, id) was already accepted');
-    if (verdict === 'stale') return refuse('stale', "iat at or below the signer's replay floor, raised under load");
-    this.duplicates.remember(body.raw, context.subject, {
-      accepted: { iat: body.iat, keyId: result.signer.keyId, agentId: result.signer.agentId, did: body.iss },
-    });
+    if (verdict === 'replay') return refused(body.iss, 'replay', '(iss, id) already accepted');
+    if (verdict === 'equivocation') return refused(body.iss, 'equivocation', 'another frame with this (iss, id) was already accepted');
+    if (verdict === 'stale') return refused(body.iss, 'stale', "iat at or below the signer's replay floor, raised under load");
+    this.duplicates.remember(
+      body.raw,
+      subject,
+      { accepted: { iat: body.iat, keyId: result.signer.keyId, agentId: result.signer.agentId, did: body.iss } },
+      pending.sigKey,
+    );
     return result;
   }
+
+  /** The same outcome the full checks would give a copy of a frame seen before, without a signature check. */
+  private copyOf(seen: Seen): Rejected {
+    if (seen.accepted === undefined)
+      return { ok: false, reason: 'bad_signature', detail: 'copy of a frame whose signature did not verify', blame: 'publisher' };
+    const { iat, keyId, agentId, did } = seen.accepted;
+    const now = this.now();
+    const stale = iat < now - this.windowMs || iat <= this.replay.floorOf(keyId, this.isKnown(agentId));
+    return stale
+      ? { ok: false, reason: 'stale', detail: 'copy of an accepted frame, now stale', blame: 'publisher', signedBy: did }
+      : { ok: false, reason: 'replay', detail: 'copy of a frame already accepted', blame: 'publisher', signedBy: did };
+  }
+}
+
+/** A rejection that the verified signer is named in (its blame by the rule of §8.1). */
+function refused(signedBy: string, reason: RejectReason, detail: string): Rejected {
+  return { ok: false, reason, detail, blame: blameFor(reason, true), signedBy };
+}
+
+/** A frame past {@link FrameVerifier.precheck}, waiting for its signature check. */
+export interface Pending extends Prechecked {
+  readonly frame: Uint8Array;
+  readonly subject: string;
+  /** The signature as a string: the duplicate memory's key. */
+  readonly sigKey: string;
 }
 
 /**
@@ -150,31 +182,33 @@ class DuplicateMemory {
     this.maxBytes = Math.max(1, limit) * 2048;
   }
 
-  get(frame: Uint8Array, subject: string): Seen | undefined {
+  get(frame: Uint8Array, subject: string, key: string): Seen | undefined {
     if (this.entries.size === 0) return undefined;
-    const entry = this.entries.get(signatureKey(frame));
+    const entry = this.entries.get(key);
     if (entry === undefined || entry.subject !== subject || entry.frame.length !== frame.length) return undefined;
     return Buffer.from(entry.frame.buffer, entry.frame.byteOffset, entry.frame.length).equals(frame) ? entry.seen : undefined;
   }
 
   /** `frame` is kept by reference: pass a copy the caller will not change (an opened frame's `raw`). */
-  remember(frame: Uint8Array, subject: string, seen: Seen): void {
+  remember(frame: Uint8Array, subject: string, seen: Seen, key: string = signatureKey(frame)): void {
     if (!(frame instanceof Uint8Array) || frame.length < HEADER_LENGTH || frame.length > DuplicateMemory.MAX_FRAME || this.limit < 1)
       return;
-    const key = signatureKey(frame);
     const old = this.entries.get(key);
     if (old !== undefined) {
       this.entries.delete(key);
       this.bytes -= old.frame.length;
     }
     while (this.entries.size > 0 && (this.entries.size >= this.limit || this.bytes + frame.length > this.maxBytes)) {
-      const [oldestKey, oldest] = this.entries.entries().next().value!;
+      const oldestKey = this.entries.keys().next().value!;
+      this.bytes -= this.entries.get(oldestKey)!.frame.length;
       this.entries.delete(oldestKey);
-      this.bytes -= oldest.frame.length;
     }
     this.entries.set(key, { frame, subject, seen });
     this.bytes += frame.length;
   }
 }
 
-const signatureKey = (frame: Uint8Array): string => byteKey(frame.subarray(1 + 32, HEADER_LENGTH));
+// Node's latin1 decoder called on the frame itself: no Buffer view per key.
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (this: Uint8Array, start: number, end: number) => string }).latin1Slice;
+/** byteKey of the frame's signature, without a subarray. */
+const signatureKey = (frame: Uint8Array): string => latin1Slice.call(frame, 1 + 32, HEADER_LENGTH);
