@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildProgram } from '../src/program.ts';
-import { run, startUp } from './helpers.ts';
+import { run, startAgent, startUp } from './helpers.ts';
 
 const dirs: string[] = [];
 const tempDir = async (prefix: string) => {
@@ -113,31 +113,56 @@ describe('trustmesh', () => {
     expect(doc.verificationMethod[0]!.controller).toBe(did);
   });
 
-  it('up - a second process sees status, trust ls, kill/revive and audit verify; Ctrl-C stops it; a second up resumes the kill state and audit', async () => {
+  it('up - a second process sees status, trust ls, request, kill/revive with acks and audit verify; Ctrl-C stops it; a second up resumes the kill state and audit', async () => {
     const dir = await tempDir('tm-cli-up-');
     let up = await startUp(dir);
+    const agent = await startAgent(dir).catch(async (err) => {
+      await up.stop();
+      throw err;
+    });
     try {
       expect(up.info).toMatchObject({ ready: true, mode: 'secure', mesh: 'local' });
       expect((await stat(join(dir, 'operator.key'))).mode & 0o777).toBe(0o600);
 
       const status = await run(['--json', 'status', '--dir', dir]);
       expect(status.code, status.stderr).toBe(0);
-      const s = JSON.parse(status.stdout) as { mode: string; kill: { seq: number; all: boolean }; agents: { did: string; tier: string }[] };
+      const s = JSON.parse(status.stdout) as {
+        mode: string;
+        kill: { seq: number; all: boolean };
+        agents: { did: string; name: string; tier: string }[];
+      };
       expect(s.mode).toBe('secure');
       expect(s.kill).toMatchObject({ seq: 0, all: false });
-      expect(s.agents.map((a) => a.did)).toContain(up.info.broker);
+      expect(s.agents.map((a) => a.did)).toEqual(expect.arrayContaining([up.info.broker, agent.did]));
+      expect(s.agents.find((a) => a.did === agent.did)).toMatchObject({ name: 'worker', tier: 'standard' });
 
       const ls = await run(['--json', 'trust', 'ls', '--dir', dir]);
       expect(ls.code, ls.stderr).toBe(0);
-      expect((JSON.parse(ls.stdout) as { did: string; tier: string }[]).find((r) => r.did === up.info.broker)).toMatchObject({
+      expect((JSON.parse(ls.stdout) as { did: string; tier: string }[]).find((r) => r.did === agent.did)).toMatchObject({
         tier: 'standard',
       });
 
-      const kill = await run(['--json', 'kill', '--dir', dir, '--timeout', '500']);
+      const sum = await run(['--json', 'request', agent.did, 'math.add', '[1,2,3]', '--dir', dir]);
+      expect(sum.code, sum.stderr).toBe(0);
+      expect(JSON.parse(sum.stdout)).toMatchObject({ reply: 6 });
+
+      const kill = await run(['--json', 'kill', '--dir', dir]);
       expect(kill.code, kill.stderr).toBe(0);
-      expect(JSON.parse(kill.stdout)).toMatchObject({ op: 'kill', seq: 1, missing: [] });
-      const killed = JSON.parse((await run(['--json', 'status', '--dir', dir])).stdout) as { kill: { seq: number; all: boolean } };
-      expect(killed.kill).toMatchObject({ seq: 1, all: true });
+      const killed = JSON.parse(kill.stdout) as {
+        op: string;
+        seq: number;
+        acknowledged: number;
+        expected: number;
+        missing: string[];
+        latencyMs: { p99: number };
+      };
+      expect(killed).toMatchObject({ op: 'kill', seq: 1, acknowledged: 1, expected: 1, missing: [], states: { halted: 1, running: 0 } });
+      expect(killed.latencyMs.p99).toBeGreaterThan(0);
+      const halted = JSON.parse((await run(['--json', 'status', '--dir', dir])).stdout) as { kill: { seq: number; all: boolean } };
+      expect(halted.kill).toMatchObject({ seq: 1, all: true });
+      const refused = await run(['request', agent.did, 'math.add', '[1]', '--dir', dir, '--timeout', '500']);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain('timeout');
 
       const verify = await run(['--json', 'audit', 'verify', '--dir', dir]);
       expect(verify.code, verify.stdout + verify.stderr).toBe(0);
@@ -145,7 +170,15 @@ describe('trustmesh', () => {
       expect(report.ok).toBe(true);
       expect(report.records).toBeGreaterThan(0);
       expect(report.checkpoints.pinned).toBe(true);
+      const acks = await run(['--json', 'audit', 'query', '--type', 'tm.kill.ack', '--dir', dir]);
+      expect(
+        acks.stdout
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l).signer),
+      ).toContain(agent.did);
 
+      await agent.stop();
       expect(await up.stop()).toBe(0);
       const down = await run(['status', '--dir', dir]);
       expect(down.code).toBe(4);
@@ -160,9 +193,10 @@ describe('trustmesh', () => {
       expect(JSON.parse(after.stdout)).toMatchObject({ ok: true });
       expect((JSON.parse(after.stdout) as { records: number }).records).toBeGreaterThan(report.records);
     } finally {
+      await agent.stop();
       await up.stop();
     }
-  }, 90_000);
+  }, 120_000);
 
   it('demo - every step of the narrated scenario behaves as expected, and --json says so', async () => {
     const demo = await run(['--json', 'demo'], { timeoutMs: 60_000 });

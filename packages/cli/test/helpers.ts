@@ -4,6 +4,7 @@
  * the background until its ready line.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 export const BIN = fileURLToPath(new URL('../bin/trustmesh.mjs', import.meta.url));
@@ -84,5 +85,37 @@ export function startUp(dir: string, extra: string[] = []): Promise<Up> {
       clearTimeout(timer);
       reject(new Error(`trustmesh up exited with ${code}\n${stdout}\n${stderr}`));
     });
+  });
+}
+
+/** The test agent (fixtures/agent.ts) joined to the mesh of `dir`; resolves with its DID once joined. */
+export function startAgent(dir: string, name = 'worker'): Promise<{ did: string; stop(): Promise<void> }> {
+  const tsx = createRequire(import.meta.url).resolve('tsx/cli');
+  const script = fileURLToPath(new URL('./fixtures/agent.ts', import.meta.url));
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [tsx, script, dir, name], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    const exited = new Promise<void>((done) => child.on('exit', () => done()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`test agent did not join\n${stderr}`));
+    }, 20_000);
+    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      const line = stdout.split('\n')[0]!;
+      if (stdout.includes('\n') && line.startsWith('did:key:')) {
+        clearTimeout(timer);
+        resolve({
+          did: line,
+          stop: async () => {
+            child.kill('SIGTERM');
+            await exited;
+          },
+        });
+      }
+    });
+    void exited.then(() => reject(new Error(`test agent exited\n${stderr}`)));
   });
 }
