@@ -8,7 +8,22 @@ export interface ServerConfig {
   /** JetStream store directory; JetStream is off when undefined. */
   jetstreamStoreDir?: string | undefined;
   maxPayload?: number | undefined;
+  /** `server_name`: JetStream clustering needs a stable one per node. */
+  serverName?: string | undefined;
+  /** HTTP monitoring port (`/jsz`, `/routez`); off when undefined. */
+  httpPort?: number | undefined;
+  /** A cluster block: this node listens for routes on `port` and dials `routes`. */
+  cluster?: ClusterConfig | undefined;
   extraConfig?: string | undefined;
+}
+
+/** The `cluster { ... }` block of one node. */
+export interface ClusterConfig {
+  name: string;
+  /** Where this node listens for routes. */
+  port: number;
+  /** The other nodes, e.g. `nats-route://127.0.0.1:6223`. */
+  routes: readonly string[];
 }
 
 /** A double-quoted config string; the nats config parser takes JSON-style escapes. */
@@ -28,6 +43,14 @@ export function renderConfig(config: ServerConfig): string {
     `ports_file_dir: ${quote(config.portsFileDir)}`,
   ];
   if (config.maxPayload !== undefined) lines.push(`max_payload: ${config.maxPayload}`);
+  if (config.serverName !== undefined) lines.push(`server_name: ${quote(config.serverName)}`);
+  if (config.httpPort !== undefined) lines.push(`http: ${quote(`${config.host}:${config.httpPort}`)}`);
+  if (config.cluster !== undefined) {
+    const { name, port, routes } = config.cluster;
+    lines.push('cluster {', `  name: ${quote(name)}`, `  listen: ${quote(`${config.host}:${port}`)}`, '  routes: [');
+    for (const route of routes) lines.push(`    ${quote(route)}`);
+    lines.push('  ]', '}');
+  }
   if (config.jetstreamStoreDir !== undefined) {
     lines.push('jetstream {', `  store_dir: ${quote(config.jetstreamStoreDir)}`, '}');
   }

@@ -20,6 +20,9 @@
  */
 export { startNatsServer } from './server.ts';
 export type { NatsServerInit, NatsServerHandle } from './server.ts';
+export { startNatsCluster } from './cluster.ts';
+export type { NatsClusterInit, NatsClusterHandle, NatsClusterNode } from './cluster.ts';
+export type { ClusterConfig } from './config.ts';
 export { findNatsServer, natsServerVersion } from './binary.ts';
 export { NatsServerError, NATS_SERVER_ERRORS } from './errors.ts';
 export type { NatsServerErrorCode } from './errors.ts';

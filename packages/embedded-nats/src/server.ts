@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { requireNatsServer } from './binary.ts';
-import { renderConfig } from './config.ts';
+import { type ClusterConfig, renderConfig } from './config.ts';
 import { NatsServerError } from './errors.ts';
 import { readPortsFile, waitForInfo } from './ready.ts';
 
@@ -30,6 +30,12 @@ export interface NatsServerInit {
   startTimeoutMs?: number;
   /** The server's `max_payload` in bytes. Default: the server's own (1 MiB). */
   maxPayload?: number;
+  /** `server_name`; JetStream in a cluster needs a stable one per node. Default: the server's generated id. */
+  serverName?: string;
+  /** HTTP monitoring port (`/varz`, `/jsz`, `/routez`) on `host`. Default: off. */
+  httpPort?: number;
+  /** Join a cluster: listen for routes on `cluster.port` and dial `cluster.routes`. See {@link startNatsCluster}. */
+  cluster?: ClusterConfig;
   /** nats-server config text appended to the generated config; its keys win. */
   extraConfig?: string;
   /** Receives every line the server logs. */
@@ -51,6 +57,12 @@ export interface NatsServerHandle {
    * directories this handle created. Idempotent: later calls return the same promise.
    */
   stop(): Promise<void>;
+  /**
+   * SIGKILL at once (a crash: no flush, no goodbye to clients or routes), wait
+   * for the exit, then clean up like `stop()`. A `storeDir` you passed is kept,
+   * so a server started again on it finds its JetStream state.
+   */
+  kill(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
@@ -86,6 +98,9 @@ export async function startNatsServer(init: NatsServerInit = {}): Promise<NatsSe
         portsFileDir: workDir,
         jetstreamStoreDir: init.jetstream === false ? undefined : storeDir,
         maxPayload: init.maxPayload,
+        serverName: init.serverName,
+        httpPort: init.httpPort,
+        cluster: init.cluster,
         extraConfig: init.extraConfig,
       }),
     );
@@ -105,6 +120,7 @@ export async function startNatsServer(init: NatsServerInit = {}): Promise<NatsSe
       pid: proc.pid,
       storeDir,
       stop,
+      kill: () => proc.stop('SIGKILL'),
       [Symbol.asyncDispose]: stop,
     });
   } catch (error) {
@@ -122,8 +138,16 @@ function validateInit(init: NatsServerInit): void {
   if (startTimeoutMs !== undefined && !(Number.isFinite(startTimeoutMs) && startTimeoutMs > 0))
     invalid('startTimeoutMs', 'a positive number');
   if (maxPayload !== undefined && !(Number.isSafeInteger(maxPayload) && maxPayload > 0)) invalid('maxPayload', 'a positive integer');
-  if (init.port !== undefined && !(Number.isInteger(init.port) && init.port >= 1 && init.port <= 65_535))
-    invalid('port', 'an integer from 1 to 65535');
+  for (const field of ['port', 'httpPort'] as const) {
+    const value = init[field];
+    if (value !== undefined && !(Number.isInteger(value) && value >= 1 && value <= 65_535)) invalid(field, 'an integer from 1 to 65535');
+  }
+  if (init.cluster !== undefined) {
+    const { name, port } = init.cluster;
+    if (!(Number.isInteger(port) && port >= 1 && port <= 65_535)) invalid('cluster.port', 'an integer from 1 to 65535');
+    if (!/^[A-Za-z0-9_-]+$/.test(name)) invalid('cluster.name', 'letters, digits, _ or -');
+  }
+  if (init.serverName !== undefined && !/^[A-Za-z0-9_-]+$/.test(init.serverName)) invalid('serverName', 'letters, digits, _ or -');
   for (const field of ['binary', 'host', 'storeDir'] as const) {
     if (init[field] === '') invalid(field, 'a non-empty string');
   }
@@ -201,14 +225,14 @@ class ServerProcess {
     }
   }
 
-  stop(): Promise<void> {
-    this.#stopping ??= this.#stop();
+  stop(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    this.#stopping ??= this.#stop(signal);
     return this.#stopping;
   }
 
-  async #stop(): Promise<void> {
+  async #stop(signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
     if (this.#alive) {
-      this.#child.kill('SIGTERM');
+      this.#child.kill(signal);
       const timer = setTimeout(() => this.#child.kill('SIGKILL'), STOP_GRACE_MS);
       await this.#exited;
       clearTimeout(timer);

@@ -13,3 +13,4 @@ export { wirePackr, encodeBody, assembleFrame, forgeFrame, flipBit, mutateFrame,
 export type { ForgedBody } from './frames.ts';
 export * from './secure.ts';
 export { hostileValues } from './hostile.ts';
+export { withNatsCluster, CLUSTER_CLIENT_OPTIONS, type NatsClusterFixture } from './cluster.ts';
