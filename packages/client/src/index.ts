@@ -72,3 +72,4 @@ export type {
   TaskState,
   ChainViolation,
 } from './tasks/index.ts';
+export { replicasFor, replicasForInfo, REPLICAS_ENV, type ClusterInfo } from './replicas.ts';

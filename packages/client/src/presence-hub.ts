@@ -5,6 +5,7 @@ import { readBucket } from '@trustmesh/secure';
 import { publisherOf, type RejectionEvent } from './ledger.ts';
 import { Intake } from './intake.ts';
 import { parsePresence, type PeerInfo, type PresenceStatus } from './presence.ts';
+import { replicasFor } from './replicas.ts';
 
 export interface PresenceSettings {
   mesh: string;
@@ -224,7 +225,7 @@ export class PresenceHub {
       const kvm = new Kvm(this.nc);
       const name = meshBuckets(this.settings.mesh).presence;
       const ttl = Math.max(this.settings.expiryMs * 4, 60_000);
-      this.registry = await kvm.create(name, { history: 1, ttl }).catch(() => kvm.open(name));
+      this.registry = await kvm.create(name, { history: 1, ttl, replicas: replicasFor(this.nc) }).catch(() => kvm.open(name));
       const now = this.settings.now();
       for (const { key, value } of await this.readRecords(name)) {
         this.stats.registryReads++;

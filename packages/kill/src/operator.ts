@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { type KV, Kvm } from '@nats-io/kv';
 import { type ConnectionOptions, connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { replicasFor } from '@trustmesh/client';
 import {
   type AgentKey,
   assertMeshName,
@@ -149,7 +150,7 @@ export async function createOperator(init: OperatorInit): Promise<Operator> {
   let kv: KV;
   try {
     // The operator side creates the bucket; agents only read it.
-    kv = await new Kvm(nc).create(meshBuckets(mesh).kill, { history: 16 });
+    kv = await new Kvm(nc).create(meshBuckets(mesh).kill, { history: 16, replicas: replicasFor(nc) });
   } catch (err) {
     if (owns) await nc.close().catch(() => undefined);
     throw new KillStateError(`cannot open the kill bucket ${meshBuckets(mesh).kill} (JetStream needed)`, { cause: err });

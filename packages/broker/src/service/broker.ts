@@ -9,6 +9,7 @@ import {
   type InboundFrame,
   joinMesh,
   type MessageContext,
+  replicasFor,
 } from '@trustmesh/client';
 import {
   type AgentKey,
@@ -158,7 +159,7 @@ export async function createBroker(init: BrokerInit): Promise<Broker> {
     if (p === undefined) throw new Error('the broker extension was not attached');
     const kvm = new Kvm(p.connection);
     const bucket = meshBuckets(init.mesh).trust;
-    const kv: KV = await kvm.create(bucket, { history: 4 }).catch(() => kvm.open(bucket));
+    const kv: KV = await kvm.create(bucket, { history: 4, replicas: replicasFor(p.connection) }).catch(() => kvm.open(bucket));
     let capture: CaptureReader | undefined;
     if (secure) {
       const jsm = await jetstreamManager(p.connection);
