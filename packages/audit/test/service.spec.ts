@@ -4,7 +4,17 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { generateKey, signFrame, subjects, toHex } from '@trustmesh/protocol';
 import { capture, forgeFrame, uniqueMesh, waitFor, withNats } from '@trustmesh/test-utils';
 import { describe, expect, it } from 'vitest';
-import { captureStreamName, checkpointSubject, openLogFile, type QueryResult, queryLog, startAudit, verifyLog } from '../src/index.ts';
+import {
+  type AuditStore,
+  captureStreamName,
+  checkpointSubject,
+  openFileStore,
+  openLogFile,
+  type QueryResult,
+  queryLog,
+  startAudit,
+  verifyLog,
+} from '../src/index.ts';
 import { tempDir } from './helpers.ts';
 
 const nats = withNats();
@@ -195,5 +205,54 @@ describe('audit service', () => {
     const jsm = await jetstreamManager(nc);
     await jsm.streams.delete(captureStreamName(mesh));
     await expect(startAudit(init)).rejects.toMatchObject({ code: 'capture_reset' });
+  });
+
+  it('service - messages dropped by the limits while the audit is held up become a gap record, live', async () => {
+    const mesh = uniqueMesh('ah');
+    const path = join(await newDir(), 'held.log');
+    const inner = await openFileStore(path, { mesh });
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((r) => (release = r));
+    // a store whose appends wait until the test releases them: the audit falls behind
+    const store: AuditStore = {
+      mesh,
+      get length() {
+        return inner.length;
+      },
+      get head() {
+        return inner.head;
+      },
+      get lastSeq() {
+        return inner.lastSeq;
+      },
+      append: async (records) => {
+        await held;
+        return inner.append(records);
+      },
+      saveCheckpoint: (frame) => inner.saveCheckpoint(frame),
+      entries: () => inner.entries(),
+      checkpoints: () => inner.checkpoints(),
+      close: async () => undefined,
+    };
+    const key = generateKey();
+    const audit = await startAudit({ mesh, key, servers: nats.url, store, workers: 0, batchSize: 10, capture: { maxMessages: 10 } });
+    const gaps: { from: number; to: number }[] = [];
+    audit.on('gap', (g) => gaps.push(g));
+    const nc = await nats.connect();
+    const agent = generateKey();
+    const sub = subjects.message(mesh, 'z', agent.agentId);
+    for (let i = 0; i < 500; i++) nc.publish(sub, signFrame(agent, { sub, typ: 'n', data: i }).bytes);
+    await nc.flush();
+    release();
+    await audit.caughtUp();
+    await audit.stop();
+    await inner.close();
+    const stats = audit.stats();
+    console.log(`held up: ${stats.gaps} gap records covering ${stats.missing} messages`);
+    expect(stats.gaps).toBeGreaterThanOrEqual(1);
+    expect(gaps.length).toBe(stats.gaps);
+    const report = await verifyLog(await openLogFile(path), { workers: 0 });
+    expect(report).toMatchObject({ ok: true, gapRecords: stats.gaps, missing: stats.missing });
+    expect(report.frames + report.missing).toBeGreaterThanOrEqual(500); // every sequence is a frame or inside a gap
   });
 });
