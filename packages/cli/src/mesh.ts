@@ -202,6 +202,13 @@ export async function connectTo(
   try {
     if (mode === 'open') return await connect({ servers: url, name, maxReconnectAttempts: 10 });
     if (authority === undefined) throw new CliError(EXIT.failure, 'secure mode needs the mesh authority (the mesh directory)');
+    if (authority.revokedAt(key.did) !== undefined) {
+      // Admitting on the fly would undo a revocation silently: only `trustmesh admit` does that, explicitly.
+      throw new CliError(
+        EXIT.failure,
+        `${key.did} was revoked; re-admit it explicitly with \`trustmesh admit ${key.did}\` if that is intended`,
+      );
+    }
     const { jwt } = await authority.admit(key.did, { name, role });
     return await connect(secureConnectOptions(key, jwt, url, { name, maxReconnectAttempts: 10 }));
   } catch (err) {

@@ -178,6 +178,19 @@ describe('trustmesh', () => {
           .map((l) => JSON.parse(l).signer),
       ).toContain(agent.did);
 
+      // Secure mode: admit a new key, revoke it; a revoked key is not re-admitted behind the operator's back.
+      const keyFile = join(dir, 'guest.key');
+      const guest = (await run(['keys', 'new', '--out', keyFile])).stdout.trim();
+      const admitted = await run(['--json', 'admit', guest, '--name', 'guest', '--dir', dir]);
+      expect(admitted.code, admitted.stderr).toBe(0);
+      expect(JSON.parse(admitted.stdout)).toMatchObject({ did: guest, role: 'agent', name: 'guest' });
+      const revoked = await run(['revoke', guest, '--dir', dir]);
+      expect(revoked.code, revoked.stderr).toBe(0);
+      expect(revoked.stdout).toContain('jwt updated');
+      const asRevoked = await run(['send', agent.did, 'math.add', '[1]', '--key', keyFile, '--dir', dir]);
+      expect(asRevoked.code).toBe(1);
+      expect(asRevoked.stderr).toContain('was revoked');
+
       await agent.stop();
       expect(await up.stop()).toBe(0);
       const down = await run(['status', '--dir', dir]);
