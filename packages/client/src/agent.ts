@@ -175,6 +175,7 @@ class MeshAgent implements Agent {
   readonly #resolved = new Map<string, PeerRef>();
   readonly #suspects = new SuspectKeys();
   readonly #member: PresenceMember;
+  #wantsPresence = false;
   #hub: PresenceHub | undefined;
   #subscription: Subscription | undefined;
   readonly #extraSubscriptions = new Set<Subscription>();
@@ -297,6 +298,7 @@ class MeshAgent implements Agent {
       this.#member,
       this.#init.now === undefined,
     );
+    if (this.#wantsPresence) this.#hub.listen(this.#member);
     await this.#hub.announce(this.#member, 'join');
     await this.#nc.flush();
     this.#nc.closed().then(
@@ -381,7 +383,10 @@ class MeshAgent implements Agent {
       },
       abortInFlight: (reason) => this.#abortAll(reason),
       failPending: (error) => this.#requests.failAll(error),
-      on: (event, listener) => this.#ledger.on(event, listener),
+      on: (event, listener) => {
+        this.#presenceInterest(event);
+        return this.#ledger.on(event, listener);
+      },
       isPeer: (agentId) => this.#hub?.isPeer(agentId) === true,
     };
   }
@@ -457,7 +462,15 @@ class MeshAgent implements Agent {
   }
 
   on<K extends keyof AgentEvents>(event: K, listener: AgentEvents[K]): () => void {
+    this.#presenceInterest(event);
     return this.#ledger.on(event, listener);
+  }
+
+  /** The presence hub tells only agents that listen for its events (decision 0015). */
+  #presenceInterest(event: keyof AgentEvents): void {
+    if (event !== 'peerJoined' && event !== 'peerLeft' && event !== 'rejected') return;
+    this.#wantsPresence = true;
+    this.#hub?.listen(this.#member);
   }
 
   off<K extends keyof AgentEvents>(event: K, listener: AgentEvents[K]): void {

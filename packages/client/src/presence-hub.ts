@@ -73,7 +73,9 @@ const hubs = new WeakMap<NatsConnection, Map<string, PresenceHub>>();
  */
 export class PresenceHub {
   readonly stats: PresenceStats = { received: 0, accepted: 0, rejected: new Map(), registryReads: 0 };
-  private readonly members = new Map<string, { member: PresenceMember; nextBeat: number }>();
+  private readonly members = new Map<string, { member: PresenceMember; nextBeat: number; beats: number }>();
+  /** Members with listeners for peer or rejection events: only they are told (10,000 silent agents cost nothing per join). */
+  private readonly listeners = new Set<PresenceMember>();
   private readonly directory = new Map<string, Peer>();
   private readonly keyIds = new Set<string>();
   /** Header keys of the local agents: their own frames are never "unknown" here. */
@@ -133,7 +135,7 @@ export class PresenceHub {
     }
     // Agents joining at the same time share one start: none may announce before the registry is open.
     await hub.ready;
-    hub.members.set(member.agentId, { member, nextBeat: hub.nextBeat() });
+    hub.members.set(member.agentId, { member, nextBeat: hub.nextBeat(), beats: 0 });
     hub.memberKeys.add(member.keyId);
     return hub;
   }
@@ -169,16 +171,22 @@ export class PresenceHub {
   }
 
   /** Publishes `status` for a member and records it in the registry; resolves once the registry has it. */
-  async announce(member: PresenceMember, status: PresenceStatus): Promise<void> {
+  async announce(member: PresenceMember, status: PresenceStatus, toRegistry = true): Promise<void> {
     const bytes = member.announce(status);
-    if (bytes === undefined || this.registry === undefined) return;
+    if (bytes === undefined || this.registry === undefined || !toRegistry) return;
     // The registry is an optimisation for joiners; a failed put is repaired by the next heartbeat.
     await this.registry.put(member.agentId, bytes).catch(() => undefined);
   }
 
   /** Stops serving `member`; the last one out closes the subscription and the timer. */
+  /** `member` has listeners for peer or rejection events from now on. */
+  listen(member: PresenceMember): void {
+    if (this.members.has(member.agentId)) this.listeners.add(member);
+  }
+
   async detach(member: PresenceMember): Promise<void> {
     this.members.delete(member.agentId);
+    this.listeners.delete(member);
     this.memberKeys.delete(member.keyId);
     if (this.members.size > 0) return;
     this.release();
@@ -367,8 +375,7 @@ export class PresenceHub {
         const oldest = this.directory.values().next().value!;
         this.remove(oldest, 'evicted');
       }
-      if (this.directory.has(agentId))
-        for (const { member } of this.members.values()) if (member.agentId !== agentId) member.peerJoined(peer);
+      if (this.directory.has(agentId)) for (const member of this.listeners) if (member.agentId !== agentId) member.peerJoined(peer);
     }
   }
 
@@ -376,12 +383,12 @@ export class PresenceHub {
     this.directory.delete(peer.agentId);
     this.keyIds.delete(peer.keyId);
     if (reason !== 'leave') this.tombstones.set(peer.agentId, peer.iat);
-    for (const { member } of this.members.values()) if (member.agentId !== peer.agentId) member.peerLeft(peer, reason);
+    for (const member of this.listeners) if (member.agentId !== peer.agentId) member.peerLeft(peer, reason);
   }
 
   private refuse(event: RejectionEvent): void {
     this.stats.rejected.set(event.reason, (this.stats.rejected.get(event.reason) ?? 0) + 1);
-    for (const { member } of this.members.values()) member.rejected(event);
+    for (const member of this.listeners) member.rejected(event);
   }
 
   private nextBeat(): number {
@@ -394,7 +401,10 @@ export class PresenceHub {
       for (const [agentId, entry] of this.members) {
         if (entry.nextBeat > now) continue;
         entry.nextBeat = this.nextBeat();
-        if (this.members.has(agentId)) void this.announce(entry.member, 'alive');
+        // The registry is refreshed every second heartbeat: a record is then at most about
+        // 2.4 intervals old, inside the 3-interval expiry a joiner applies to it.
+        entry.beats++;
+        if (this.members.has(agentId)) void this.announce(entry.member, 'alive', entry.beats % 2 === 0);
       }
       for (const peer of this.directory.values()) {
         if (peer.lastSeen + this.settings.expiryMs < now && !this.members.has(peer.agentId)) this.remove(peer, 'expired');
