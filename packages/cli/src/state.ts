@@ -117,3 +117,37 @@ function safeDid(agentId: string): string {
     return '';
   }
 }
+
+export interface BreakerRecord {
+  /** The agent whose breaker it is (the signer of the transition). */
+  agent: string;
+  peer: string;
+  state: string;
+  reason?: string;
+  failures: number;
+  /** When the audit recorded the transition (ms). */
+  since: number;
+}
+
+/**
+ * The last breaker transition per (agent, peer), from the audit log: breakers
+ * live in each agent, and every transition is a signed frame the audit keeps.
+ */
+export async function readBreakers(logPath: string): Promise<BreakerRecord[]> {
+  const { openLogFile, queryLog } = await import('@trustmesh/audit');
+  const { BREAKER_TYPE } = await import('@trustmesh/breakers');
+  const last = new Map<string, BreakerRecord>();
+  for await (const r of queryLog(await openLogFile(logPath), { type: BREAKER_TYPE, verdict: 'ok' })) {
+    const data = r.data as { peer?: unknown; to?: unknown; reason?: unknown; failures?: unknown } | undefined;
+    if (r.signer === undefined || typeof data?.peer !== 'string' || typeof data.to !== 'string') continue;
+    last.set(`${r.signer} ${data.peer}`, {
+      agent: r.signer,
+      peer: data.peer,
+      state: data.to,
+      ...(typeof data.reason === 'string' && { reason: data.reason }),
+      failures: typeof data.failures === 'number' ? data.failures : 0,
+      since: r.time,
+    });
+  }
+  return [...last.values()];
+}

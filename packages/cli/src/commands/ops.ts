@@ -9,8 +9,9 @@ import { CliError, EXIT, failure, usageError } from '../errors.ts';
 import { connectTo, type MeshTarget, operatorKeyOf, resolveTarget } from '../mesh.ts';
 import { type Output, shortDid, table } from '../output.ts';
 import { positiveInt, withTarget } from '../program.ts';
-import { readPresence, readScore, readScores } from '../state.ts';
-import { loadKey } from '../config.ts';
+import { type BreakerRecord, readBreakers, readPresence, readScore, readScores } from '../state.ts';
+import { join } from 'node:path';
+import { loadKey, paths } from '../config.ts';
 import { action } from './common.ts';
 
 interface TargetOpts {
@@ -55,6 +56,12 @@ export function registerOps(program: Command): void {
           const byDid = new Map(scores.map((s) => [s.did, s]));
           const operator = await createOperator({ key, mesh: target.mesh, connection: nc, operators: [key.did], knownAgents: () => [] });
           const kill = await operator.state().finally(() => operator.close());
+          // Breakers live in each agent; their transitions are signed frames, kept by the audit log of the mesh directory.
+          let breakers: BreakerRecord[] | undefined;
+          if (target.config !== undefined) {
+            breakers = await readBreakers(join(paths(target.dir).root, target.config.audit.log)).catch(() => undefined);
+          }
+          const names = new Map(agents.map((a) => [a.did, a.name]));
           const rows = agents.map((a) => {
             const s = byDid.get(a.did);
             return {
@@ -78,8 +85,7 @@ export function registerOps(program: Command): void {
             audit: target.config?.audit.did,
             kill: { seq: kill.seq, all: kill.all, killed: kill.killed, by: kill.by },
             agents: rows,
-            breakers:
-              'not kept in JetStream: transitions are signed frames on tm.<mesh>.breaker.<agent>; query them with `trustmesh audit query --type tm.breaker`',
+            breakers: breakers ?? null,
           };
           out.result(status);
           out.line(`mesh ${target.mesh} on ${target.url}`);
@@ -108,7 +114,29 @@ export function registerOps(program: Command): void {
               ]),
             ),
           );
-          out.line('breakers: per-agent, not stored; see `trustmesh audit query --type tm.breaker`');
+          if (breakers === undefined)
+            out.line('breakers: no audit log here (breaker transitions are signed frames on tm.<mesh>.breaker.<agent>)');
+          else {
+            const notClosed = breakers.filter((b) => b.state !== 'closed');
+            out.line(
+              `breakers (last transition per agent and peer, from the audit log): ${notClosed.length} not closed, ${breakers.length} in all`,
+            );
+            if (notClosed.length > 0) {
+              out.line(
+                table(
+                  ['agent', 'peer', 'state', 'reason', 'failures', 'since'],
+                  notClosed.map((b) => [
+                    names.get(b.agent) ?? shortDid(b.agent),
+                    names.get(b.peer) ?? shortDid(b.peer),
+                    b.state,
+                    b.reason ?? '',
+                    String(b.failures),
+                    `${Math.round((Date.now() - b.since) / 1000)}s ago`,
+                  ]),
+                ),
+              );
+            }
+          }
         } finally {
           await nc.close();
         }

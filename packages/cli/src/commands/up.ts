@@ -16,9 +16,9 @@ export function registerUp(program: Command): void {
     .option('--port <port>', 'NATS client port (default: a free port chosen once and kept in the mesh directory)', port)
     .option('--open', 'open mode: no authentication (development only; printed loudly)', false)
     .option('--nats <url>', 'use this NATS instead of starting one (open mode)')
-    .option('--mesh <name>', 'mesh name, for a new mesh directory', 'local')
+    .option('--mesh <name>', 'mesh name, for a new mesh directory (default: "local"; a resumed mesh keeps its name)')
     .action(
-      action(async (out, opts: { port?: number; open: boolean; nats?: string; mesh: string; dir: string }) => {
+      action(async (out, opts: { port?: number; open: boolean; nats?: string; mesh?: string; dir: string }) => {
         const p = paths(opts.dir);
         const pid = await readFile(p.pidFile, 'utf8').catch(() => undefined);
         if (pid !== undefined && alive(Number(pid))) {
