@@ -24,6 +24,8 @@ import { type AgentEvents, type AgentStats, Ledger, type RejectionEvent } from '
 import { Outbound } from './outbound.ts';
 import { type Lineage, type PeerInfo, type PresenceStatus, parsePresence, presenceData } from './presence.ts';
 import { DEFAULT_PRESENCE, type PresenceHub, PresenceHub as Hub, type PresenceMember } from './presence-hub.ts';
+import { acquirePool, MAX_VERIFY_WORKERS, releasePool, type VerifyPool } from './pool/pool.ts';
+import { PooledVerifier } from './pool/pooled.ts';
 import { Requests } from './requests.ts';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
@@ -70,6 +72,14 @@ export interface AgentInit {
   limits?: Partial<DispatchLimits>;
   /** Bounds of the queue before verification (known peers first, a budget per unknown key). */
   intake?: Partial<IntakeLimits>;
+  /**
+   * Signatures checked on this many worker threads (0: on the event loop, the
+   * default). For a process hosting many agents, or one agent receiving more
+   * than a core can verify: agents asking for the same number share one pool
+   * per process. Frames keep their order per sender; the intake's bounds still
+   * apply. Costs some latency at low load (docs/performance.md).
+   */
+  verifyWorkers?: number;
   /** Presence: heartbeat interval (default 15 s), expiry (default 3 heartbeats), peer cap, size limit, KV registry. */
   presence?: { heartbeatMs?: number; expiryMs?: number; maxPeers?: number; maxPresenceBytes?: number; registry?: boolean };
   /** Modules plugged into the pipeline: trust, kill switch, breakers, delegation, or your own guards. */
@@ -125,6 +135,13 @@ function checkLimits(limits: DispatchLimits): DispatchLimits {
   return limits;
 }
 
+function checkWorkers(workers: number): number {
+  if (!Number.isInteger(workers) || workers < 0 || workers > MAX_VERIFY_WORKERS) {
+    throw new InvalidArgumentError(`verifyWorkers must be an integer from 0 to ${MAX_VERIFY_WORKERS} (got ${workers})`);
+  }
+  return workers;
+}
+
 function assertApplicationType(typ: string): void {
   if (typeof typ !== 'string' || typ.length === 0 || typ.startsWith(RESERVED_TYPE_PREFIX)) {
     throw new InvalidArgumentError(
@@ -175,6 +192,10 @@ class MeshAgent implements Agent {
   readonly #resolved = new Map<string, PeerRef>();
   readonly #suspects = new SuspectKeys();
   readonly #member: PresenceMember;
+  readonly #verifyWorkers: number;
+  readonly #verifier: FrameVerifier;
+  #pool: VerifyPool | undefined;
+  #pooled: PooledVerifier | undefined;
   #wantsPresence = false;
   #hub: PresenceHub | undefined;
   #subscription: Subscription | undefined;
@@ -224,6 +245,7 @@ class MeshAgent implements Agent {
       ...(init.windowMs !== undefined && { windowMs: init.windowMs }),
       ...(init.maxReplayEntries !== undefined && { maxEntries: init.maxReplayEntries }),
     });
+    this.#verifier = verifier;
     this.#inbound = new Inbound(
       verifier,
       this.#ledger,
@@ -233,12 +255,15 @@ class MeshAgent implements Agent {
       init.authenticatedTransport === true,
       (keyId) => this.#suspects.add(keyId),
     );
+    this.#verifyWorkers = checkWorkers(init.verifyWorkers ?? 0);
     this.#intake = new Intake(
-      (subject, data, sink) => this.#inbound.process(subject, data, sink),
+      (subject, data, sink) =>
+        this.#pooled === undefined ? this.#inbound.process(subject, data, sink) : this.#pooled.submit(subject, data, sink),
       (subject, data, detail) => this.#inbound.refuse(subject, data.length, { reason: 'overloaded', detail, blame: 'none' }),
       (keyId) => this.#hub?.isPeerKey(keyId) === true && !this.#suspects.has(keyId),
       { ...DEFAULT_INTAKE_LIMITS, ...init.intake },
       now,
+      this.#verifyWorkers > 0 ? () => this.#pooled === undefined || this.#pooled.ready() : undefined,
     );
     this.#member = {
       agentId: this.agentId,
@@ -301,12 +326,24 @@ class MeshAgent implements Agent {
     if (this.#wantsPresence) this.#hub.listen(this.#member);
     await this.#hub.announce(this.#member, 'join');
     await this.#nc.flush();
+    // Last, so nothing after it can fail: a joinMesh that throws holds no workers.
+    if (this.#verifyWorkers > 0) this.#startPool();
     this.#nc.closed().then(
       (err) => {
         if (!this.#closed) this.#fault(err ?? new Error('the NATS connection closed'));
       },
       (err) => this.#fault(err),
     );
+  }
+
+  #startPool(): void {
+    this.#pool = acquirePool(this.#verifyWorkers);
+    this.#pooled = new PooledVerifier({
+      verifier: this.#verifier,
+      pool: this.#pool,
+      settle: (subject, data, result, sink) => this.#inbound.settle(subject, data, result, sink),
+      resume: () => this.#intake.resume(),
+    });
   }
 
   #announce(status: PresenceStatus): Uint8Array | undefined {
@@ -333,6 +370,7 @@ class MeshAgent implements Agent {
     };
     return {
       key: this.key,
+      secure: this.#init.authenticatedTransport === true,
       did: this.did,
       agentId: this.agentId,
       mesh: this.mesh,
@@ -491,6 +529,8 @@ class MeshAgent implements Agent {
     this.#requests.failAll(new AgentClosedError('agent left the mesh before the reply arrived'));
     this.#abortAll(closed);
     for (const extension of this.#extensions) await Promise.resolve(extension.detach?.()).catch(() => undefined);
+    this.#pooled?.close();
+    if (this.#pool !== undefined) await releasePool(this.#pool);
     if (this.#ownsConnection) {
       if (!this.#nc.isClosed()) await this.#nc.drain().catch(() => undefined);
       return;

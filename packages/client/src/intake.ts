@@ -88,6 +88,8 @@ export class Intake {
     private readonly isKnownKey: (keyId: string) => boolean,
     private readonly limits: IntakeLimits = DEFAULT_INTAKE_LIMITS,
     private readonly now: () => number = Date.now,
+    /** Whether the next stage takes a frame now (a verification pool with room); false holds the queue until {@link resume}. */
+    private readonly gate?: () => boolean,
   ) {
     if (limits.unknownRate === DEFAULT_INTAKE_LIMITS.unknownRate && now === Date.now) {
       sharedUnknown ??= new Bucket(limits.unknownRate, now());
@@ -148,11 +150,23 @@ export class Intake {
     return true;
   }
 
+  /** The next stage has room again: drain what waits. */
+  resume(): void {
+    if (this.queued > 0 && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.drain());
+    }
+  }
+
   private drain(): void {
     this.scheduled = false;
     const deadline = performance.now() + this.limits.sliceMs;
     let n = 0;
     while (true) {
+      if (this.gate !== undefined && !this.gate()) {
+        this.compact();
+        return; // held: resume() drains the rest
+      }
       let item: Item | undefined;
       if (this.knownHead < this.known.length) item = this.known[this.knownHead++];
       else if (this.unknownHead < this.unknown.length) item = this.unknown[this.unknownHead++];
