@@ -4,13 +4,12 @@
  * stream from answering publishes that carry a reply subject.
  */
 import { DiscardPolicy, type JetStreamManager, RetentionPolicy, type StreamConfig, StorageType } from '@nats-io/jetstream';
-import { assertMeshName, meshRoot } from '@trustmesh/protocol';
+import { meshBuckets, meshRoot } from '@trustmesh/protocol';
 import { invalid } from './errors.ts';
 
-/** `tm_<mesh>_audit_capture` */
+/** `tm_<mesh>_audit_capture`: the name every package takes from the protocol's `meshBuckets`. */
 export function captureStreamName(mesh: string): string {
-  assertMeshName(mesh);
-  return `tm_${mesh}_audit_capture`;
+  return meshBuckets(mesh).auditCapture;
 }
 
 export interface CaptureInit {

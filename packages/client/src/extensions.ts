@@ -68,6 +68,8 @@ export interface ExtensionPort {
   readonly did: string;
   readonly agentId: string;
   readonly mesh: string;
+  /** Secure mode: the transport authenticates publishers, and agents may not create JetStream consumers. */
+  readonly secure: boolean;
   readonly subjects: MeshSubjects;
   /** The agent's NATS connection (shared or own); an extension must not close it. */
   readonly connection: NatsConnection;

@@ -15,12 +15,12 @@ export interface MeshResources {
   readonly trustBucket: string;
   /** KV bucket of kill state (operators write it): `tm_<mesh>_kill`. */
   readonly killBucket: string;
-  /** The audit capture stream as @trustmesh/protocol `meshBuckets` names it: `tm_<mesh>_audit`. */
+  /** The audit capture stream as @trustmesh/protocol `meshBuckets` names it: `tm_<mesh>_audit_capture`. */
   readonly auditStream: string;
   /**
-   * Every stream the audit service may own: `tm_<mesh>_audit`, and the names
-   * @trustmesh/audit uses, `tm_<mesh>_audit_capture` (capture), `_audit_log` and
-   * `_audit_checkpoints` (its JetStream store). A test checks them against both packages.
+   * Every stream the audit service may own: the capture stream `tm_<mesh>_audit_capture`,
+   * and `_audit_log` and `_audit_checkpoints` (its JetStream store). A test checks them
+   * against both packages.
    */
   readonly auditStreams: readonly string[];
   /** The subjects of the audit's JetStream store, outside the mesh root: `tmaudit.<mesh>.>`. */
@@ -40,7 +40,7 @@ export function meshResources(mesh: string): MeshResources {
     trustBucket: buckets.trust,
     killBucket: buckets.kill,
     auditStream: buckets.auditCapture,
-    auditStreams: Object.freeze([buckets.auditCapture, `tm_${mesh}_audit_capture`, `tm_${mesh}_audit_log`, `tm_${mesh}_audit_checkpoints`]),
+    auditStreams: Object.freeze([buckets.auditCapture, `tm_${mesh}_audit_log`, `tm_${mesh}_audit_checkpoints`]),
     auditStoreSubjects: `tmaudit.${mesh}.>`,
     agentBuckets: Object.freeze([buckets.presence, buckets.trust, buckets.kill]),
   });

@@ -90,7 +90,7 @@ export function meshSubjects(mesh: string): MeshSubjects {
  */
 export function meshBuckets(mesh: string): { presence: string; trust: string; kill: string; auditCapture: string } {
   assertMeshName(mesh);
-  return { presence: `tm_${mesh}_presence`, trust: `tm_${mesh}_trust`, kill: `tm_${mesh}_kill`, auditCapture: `tm_${mesh}_audit` };
+  return { presence: `tm_${mesh}_presence`, trust: `tm_${mesh}_trust`, kill: `tm_${mesh}_kill`, auditCapture: `tm_${mesh}_audit_capture` };
 }
 
 /** One-off subject builders that check every token (for tools and tests). */

@@ -1,4 +1,5 @@
 import { Kvm } from '@nats-io/kv';
+import { readBucket } from '@trustmesh/secure';
 import type { AgentExtension, ExtensionPort, InboundFrame, OutboundMessage, Refusal, RejectionEvent } from '@trustmesh/client';
 import {
   agentIdFromDid,
@@ -211,17 +212,30 @@ export function trustGuard(init: TrustGuardInit): TrustGuard {
   const prime = async (p: ExtensionPort): Promise<void> => {
     const subjects = [...brokers].map((did) => p.subjects.broadcast(TRUST_KINDS.update, agentIdFromDid(did)));
     try {
-      const kv = await new Kvm(p.connection).open(meshBuckets(p.mesh).trust);
+      const bucket = meshBuckets(p.mesh).trust;
+      const kv = await new Kvm(p.connection).open(bucket);
       const status = await kv.status();
       if (status.values === 0) return;
-      const watch = await kv.watch();
-      for await (const entry of watch) {
-        if (entry.operation === 'PUT' && !entry.key.startsWith(NON_AGENT_KEY_PREFIX)) {
-          const update = storedUpdate(entry.value, subjects, brokers, stateless);
-          if (update !== undefined) apply(update, true);
-        }
-        if ((entry.delta ?? 0) === 0) break;
+      const take = (key: string, value: Uint8Array) => {
+        if (key.startsWith(NON_AGENT_KEY_PREFIX)) return;
+        const update = storedUpdate(value, subjects, brokers, stateless);
+        if (update !== undefined) apply(update, true);
+      };
+      if (p.secure) {
+        // Secure mode withholds consumers from agents: read the last values record by record.
+        for (const { key, value } of await readBucket(p.connection, bucket)) take(key, value);
+        return;
       }
+      // One pass over the last values: `values` bounds it (a watch's `delta` is not a reliable end marker).
+      const watch = await kv.watch();
+      let seen = 0;
+      const deadline = setTimeout(() => watch.stop(), 5_000);
+      for await (const entry of watch) {
+        seen++;
+        if (entry.operation === 'PUT') take(entry.key, entry.value);
+        if (seen >= status.values) break;
+      }
+      clearTimeout(deadline);
       watch.stop();
     } catch (error) {
       stats.primeProblem = `trust bucket not read (${error instanceof Error ? error.message : typeof error}); scores come from broadcasts only`;
