@@ -25,7 +25,8 @@ what bob refused.
   --kind K         bad-signature (default): frames under fresh keys whose signatures
                    fail (S < L, so each costs a full verify), half on bob's inbox,
                    half on presence; replay-memory: one key's valid frames with fresh
-                   ids, future-dated inside the window
+                   ids, future-dated inside the window, with the intake budgets lifted and
+                   a 20,000-entry replay memory, so the memory itself is what is tried
   --duration MS    flood length (default 5000)
   --rate N         cap the attacker at N frames/s (default 0: as fast as it can)
   --keys N         fresh keys in the bad-signature flood (default 2000)
@@ -63,7 +64,10 @@ try {
     mesh,
     name: 'bob',
     servers: server.url,
-    ...(kind === 'replay-memory' && { intake: { unknownKeyRate: 1e9 } }),
+    ...(kind === 'replay-memory' && {
+      maxReplayEntries: 20_000,
+      intake: { unknownKeyRate: 1e9, unknownRate: 1e9, maxUnknownQueued: 100_000 },
+    }),
   });
   const alice = await joinMesh({ mesh, name: 'alice', servers: server.url });
   bob.handle('echo', (data) => data);
