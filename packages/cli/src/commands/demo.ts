@@ -235,7 +235,13 @@ async function runDemo(out: Output, opts: { keep: boolean; open: boolean }): Pro
         off();
         await raw.close();
         const counted = bob.agent.stats().rejectedTotal - before;
+        const why: Record<string, string> = {
+          subject_mismatch: "the key in the header is not the publisher named by the subject (alice's key on mallory's subject)",
+          bad_signature: 'the signature does not match the bytes',
+          issuer_mismatch: 'the issuer is not the signing key',
+        };
         say(`   bob refused: ${rejected.join(', ')}; bob's counters: ${JSON.stringify(nonZero(bob.agent.stats().rejected))}`);
+        for (const reason of new Set(rejected)) say(`   ${reason}: ${why[reason] ?? 'refused before any handler'}`);
         return { ok: counted >= 2, detail: `${counted} frames refused (${rejected.join(', ')}), none reached a handler` };
       },
     );
