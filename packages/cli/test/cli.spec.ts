@@ -170,6 +170,14 @@ describe('trustmesh', () => {
       expect(report.ok).toBe(true);
       expect(report.records).toBeGreaterThan(0);
       expect(report.checkpoints.pinned).toBe(true);
+      const tail = await run(['--json', 'audit', 'tail', '-n', '2', '--dir', dir]);
+      expect(tail.code, tail.stderr).toBe(0);
+      const lastTwo = tail.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { position: number });
+      expect(lastTwo).toHaveLength(2);
+      expect(lastTwo[1]!.position).toBe(lastTwo[0]!.position + 1);
       const acks = await run(['--json', 'audit', 'query', '--type', 'tm.kill.ack', '--dir', dir]);
       expect(
         acks.stdout
@@ -210,6 +218,12 @@ describe('trustmesh', () => {
       await up.stop();
     }
   }, 120_000);
+
+  it('bench - --list names the benchmarks of bench/', async () => {
+    const list = await run(['--json', 'bench', '--list']);
+    expect(list.code).toBe(0);
+    expect(JSON.parse(list.stdout)).toEqual(expect.arrayContaining(['signed-throughput', 'kill-propagation']));
+  });
 
   it('demo - every step of the narrated scenario behaves as expected, and --json says so', async () => {
     const demo = await run(['--json', 'demo'], { timeoutMs: 60_000 });
