@@ -132,6 +132,7 @@ if (values.child) {
         while (agents[0]!.peers().length < n - 1) await new Promise((r) => setTimeout(r, 20));
         const settleMs = performance.now() - t1;
         const after = heap();
+        log(`[scale] ${n} agents: joined in ${(ms / 1000).toFixed(1)} s, all known ${Math.round(settleMs)} ms later, ${Math.round((after - before) / n)} B heap per agent`);
         const idleMs = Number(values.idle);
         log(`[scale] idle for ${idleMs} ms (heartbeats)`);
         const cpu0 = process.cpuUsage();
