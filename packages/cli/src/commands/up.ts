@@ -24,7 +24,27 @@ export function registerUp(program: Command): void {
         if (pid !== undefined && alive(Number(pid))) {
           throw new CliError(EXIT.failure, `the mesh in ${p.root} is already up (pid ${pid}); stop it first (Ctrl-C, or kill ${pid})`);
         }
-        const running = await startMesh({ dir: opts.dir, mesh: opts.mesh, port: opts.port, open: opts.open, nats: opts.nats, out });
+        // A signal during start-up is kept and honoured once everything started is there to stop
+        // (a Node process killed by an unhandled signal would leave nats-server running).
+        let early: string | undefined;
+        const onEarly = (signal: string) => {
+          early ??= signal;
+        };
+        process.on('SIGINT', onEarly);
+        process.on('SIGTERM', onEarly);
+        let running: Awaited<ReturnType<typeof startMesh>>;
+        try {
+          running = await startMesh({ dir: opts.dir, mesh: opts.mesh, port: opts.port, open: opts.open, nats: opts.nats, out });
+        } finally {
+          process.off('SIGINT', onEarly);
+          process.off('SIGTERM', onEarly);
+        }
+        if (early !== undefined) {
+          out.progress(`${early} during start-up: stopping`);
+          await running.stop();
+          process.exitCode = EXIT.failure;
+          return;
+        }
         await writeFile(p.pidFile, String(process.pid));
         const { config } = running;
         const info = {
