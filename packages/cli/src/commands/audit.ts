@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { type AuditQuery, openLogFile, type QueryResult, queryLog, toJsonLine, verifyLog } from '@trustmesh/audit';
 import type { LogSource } from '@trustmesh/audit';
 import { paths, readConfig } from '../config.ts';
@@ -36,7 +36,7 @@ async function logOf(opts: LogOpts): Promise<{ path: string; trusted: string | u
 
 const time = (name: string) => (v: string) => {
   const t = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
-  if (!Number.isFinite(t)) throw usageError(`${name} must be ms since epoch or an ISO date (got ${JSON.stringify(v)})`);
+  if (!Number.isFinite(t)) throw new InvalidArgumentError(`${name} must be ms since epoch or an ISO date (got ${JSON.stringify(v)})`);
   return t;
 };
 
@@ -53,10 +53,11 @@ function printRecord(out: Output, r: QueryResult, withFrame: boolean): void {
 
 export function registerAudit(program: Command): void {
   const audit = program.command('audit').description('the hash-chained audit log: verify, query, tail');
-  const logOptions = (cmd: Command) =>
-    cmd
-      .option('--log <file>', 'audit log file (default: the one in --dir)')
-      .option('--trusted <did>', 'DID of the audit service whose checkpoints count (default: the one in --dir)');
+  const logOptions = (cmd: Command, trusted = true) => {
+    cmd.option('--log <file>', 'audit log file (default: the one in --dir)');
+    if (trusted) cmd.option('--trusted <did>', 'DID of the audit service whose checkpoints count (default: the one in --dir)');
+    return cmd;
+  };
 
   logOptions(audit.command('verify'))
     .description('recompute the chain, check signed checkpoints and re-verify every frame; names the first bad position')
@@ -105,7 +106,7 @@ export function registerAudit(program: Command): void {
     return q;
   };
 
-  queryOptions(logOptions(audit.command('query')))
+  queryOptions(logOptions(audit.command('query'), false))
     .description('records matching filters (one JSON object per line with --json)')
     .option('--limit <n>', 'at most this many records', positiveInt('--limit'))
     .action(
@@ -122,7 +123,7 @@ export function registerAudit(program: Command): void {
       }),
     );
 
-  queryOptions(logOptions(audit.command('tail')))
+  queryOptions(logOptions(audit.command('tail'), false))
     .description('the last records of the log; with --follow, new ones as they are written')
     .option('-n, --lines <n>', 'how many of the last records', positiveInt('--lines'), 10)
     .option('-f, --follow', 'keep printing new records until Ctrl-C', false)
