@@ -10,8 +10,7 @@
  * went wrong (rejections, lost or duplicated messages, a crashed process), or
  * with --check when the signed/verify target is missed.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -21,11 +20,23 @@ import { isNativeAccelerationEnabled } from 'msgpackr';
 import { natsServerVersion, startNatsServer, type NatsServerHandle } from '@trustmesh/embedded-nats';
 import { HEADER_LENGTH } from '@trustmesh/protocol';
 import { cryptoFixture, meshName, type LoopResult } from './lib/crypto.ts';
-import type { Command, PeerEvent, ReceiveResult, Role, SendResult } from './lib/peer.ts';
+import {
+  fmtInt,
+  fmtRatio,
+  machineBusyMs,
+  ownCpuMs,
+  Peer,
+  procCpuMs,
+  progress,
+  resolveTsx,
+  type Summary,
+  summarize,
+} from './lib/harness.ts';
+import type { PeerEvent, ReceiveResult, SendResult } from './lib/peer.ts';
 
-const TARGET_SIGNED_TO_VERIFY = 0.85; // DESIGN.md §10
+const TARGET_SIGNED_TO_VERIFY = 0.9; // DESIGN.md §10, issue 12
 const HERE = dirname(fileURLToPath(import.meta.url));
-const PEER_FILE = join(HERE, 'lib', 'peer.ts');
+const _PEER_FILE = join(HERE, 'lib', 'peer.ts');
 
 // Flow control (see --help): receiver acknowledges every ACK msgs, sender stays
 // at most WINDOW msgs ahead, publishing BATCH msgs between `await nc.flush()`.
@@ -180,118 +191,6 @@ function parseOptions(argv: string[]): Options | 'help' {
   };
 }
 
-// ---------------------------------------------------------------- helpers
-
-const progress = (line: string): void => {
-  process.stderr.write(`[bench] ${line}\n`);
-};
-
-interface Summary {
-  median: number;
-  min: number;
-  max: number;
-  rounds: number[];
-}
-
-function summarize(values: number[]): Summary {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  return { median, min: sorted[0]!, max: sorted[sorted.length - 1]!, rounds: values };
-}
-
-const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
-const fmtRatio = (n: number): string => n.toFixed(3);
-
-// ---------------------------------------------------------------- child processes
-
-class Peer {
-  readonly child: ChildProcess;
-  private readonly listeners = new Set<(e: PeerEvent) => void>();
-  private exitListeners = new Set<(why: string) => void>();
-  exited: string | undefined;
-  expectExit = false;
-
-  constructor(
-    readonly role: Role,
-    tsx: string,
-    profileDir: string | undefined,
-  ) {
-    const nodeArgs = ['--import', tsx];
-    if (profileDir !== undefined) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${join(profileDir, role)}`);
-    // stdout of the children goes to our stderr: stdout is kept for the report (--json).
-    this.child = spawn(process.execPath, [...nodeArgs, PEER_FILE, role], { stdio: ['ignore', 2, 2, 'ipc'], cwd: resolve(HERE, '..') });
-    this.child.on('message', (e: PeerEvent) => {
-      for (const l of [...this.listeners]) l(e);
-    });
-    this.child.on('exit', (code, signal) => {
-      this.exited = signal ? `killed by ${signal}` : `exited with code ${code}`;
-      for (const l of [...this.exitListeners]) l(this.exited);
-    });
-    this.child.on('error', (err) => {
-      this.exited ??= `could not be started: ${err.message}`;
-      for (const l of [...this.exitListeners]) l(this.exited);
-    });
-  }
-
-  on(listener: (e: PeerEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  send(cmd: Command): void {
-    if (this.exited === undefined && this.child.connected) this.child.send(cmd);
-  }
-
-  /** Resolves with the first event `match` accepts; rejects on a peer error, the peer's exit, or the timeout. */
-  next<E extends PeerEvent>(match: (e: PeerEvent) => e is E, timeoutMs: number | undefined, what: string, roundId?: number): Promise<E> {
-    return new Promise<E>((resolvePromise, reject) => {
-      const done = () => {
-        off();
-        this.exitListeners.delete(onExit);
-        if (timer) clearTimeout(timer);
-      };
-      const off = this.on((e) => {
-        if (match(e)) {
-          done();
-          resolvePromise(e);
-        } else if (e.ev === 'error' && (e.id === undefined || e.id === roundId)) {
-          done();
-          reject(new Error(`${this.role} failed while waiting for ${what}: ${e.message}`));
-        }
-      });
-      const onExit = (why: string) => {
-        done();
-        reject(new Error(`${this.role} process ${why} while waiting for ${what}`));
-      };
-      if (this.exited !== undefined) return onExit(this.exited);
-      this.exitListeners.add(onExit);
-      const timer =
-        timeoutMs === undefined
-          ? undefined
-          : setTimeout(() => {
-              done();
-              reject(new Error(`${this.role} did not report ${what} within ${timeoutMs} ms`));
-            }, timeoutMs);
-    });
-  }
-
-  /** Asks for a normal exit (so profiles get written); SIGKILL after `graceMs`. */
-  async stop(graceMs = 5000): Promise<void> {
-    this.expectExit = true;
-    if (this.exited !== undefined || this.child.pid === undefined) return;
-    const gone = new Promise<void>((r) => this.exitListeners.add(() => r()));
-    try {
-      this.send({ op: 'exit' });
-    } catch {
-      // channel already closed
-    }
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
-    await gone;
-    clearTimeout(timer);
-  }
-}
-
 // ---------------------------------------------------------------- one transfer (raw or signed)
 
 interface Transfer {
@@ -302,44 +201,6 @@ interface Transfer {
   serverCpuMs: number | undefined;
   /** CPU of this process (the relay of flow-control acks) over the same time. */
   parentCpuMs: number;
-}
-
-/** utime + stime of a process in ms, from /proc (Linux); undefined where that is not available. */
-function procCpuMs(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
-    return Number.isFinite(ticks) ? (ticks * 1000) / CLOCK_TICKS : undefined;
-  } catch {
-    return undefined;
-  }
-}
-const CLOCK_TICKS = 100; // USER_HZ: 100 on every mainstream Linux build
-
-/** Busy CPU time of the whole machine in ms (all cores; /proc/stat), or undefined off Linux. */
-function machineBusyMs(): number | undefined {
-  try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
-    const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
-    const ticks = user! + nice! + system! + irq! + softirq! + (steal ?? 0);
-    return Number.isFinite(ticks) ? (ticks * 1000) / CLOCK_TICKS : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** CPU ms used so far by this benchmark: this process, its children and the nats-server. */
-function ownCpuMs(pids: (number | undefined)[]): number | undefined {
-  const self = process.cpuUsage();
-  let total = (self.user + self.system) / 1000;
-  for (const pid of pids) {
-    const ms = procCpuMs(pid);
-    if (ms === undefined) return undefined;
-    total += ms;
-  }
-  return total;
 }
 
 let roundCounter = 0;
@@ -445,14 +306,6 @@ for (const [signal, code] of [
     progress(`${signal}: stopping the server and child processes`);
     void shutdown().finally(() => process.exit(code));
   });
-}
-
-function resolveTsx(): string {
-  try {
-    return import.meta.resolve('tsx');
-  } catch {
-    return 'tsx';
-  }
 }
 
 /** CPU µs per delivered message, by process. */

@@ -18,7 +18,7 @@ export type Role = 'sender' | 'receiver';
 export type Command =
   | { op: 'raw-recv'; id: number; url: string; subject: string; count: number; size: number; ackEvery: number }
   | { op: 'raw-send'; id: number; url: string; subject: string; count: number; size: number; window: number; batch: number }
-  | { op: 'agent-recv'; id: number; url: string; mesh: string; count: number; size: number; ackEvery: number }
+  | { op: 'agent-recv'; id: number; url: string; mesh: string; count: number; size: number; ackEvery: number; verifyWorkers?: number }
   | { op: 'agent-send'; id: number; url: string; mesh: string; to: string; count: number; size: number; window: number; batch: number }
   /** Diagnostic: frames signed (fresh, unique) before the clock starts, then published as raw bytes. */
   | { op: 'presigned-send'; id: number; url: string; mesh: string; to: string; count: number; size: number; window: number; batch: number }
@@ -246,7 +246,12 @@ async function agentReceive(cmd: Extract<Command, { op: 'agent-recv' }>): Promis
     });
   });
   const t = current!;
-  agent = await joinMesh({ mesh: cmd.mesh, name: 'bench-receiver', servers: cmd.url });
+  agent = await joinMesh({
+    mesh: cmd.mesh,
+    name: 'bench-receiver',
+    servers: cmd.url,
+    ...(cmd.verifyWorkers !== undefined && { verifyWorkers: cmd.verifyWorkers }),
+  });
   agent.handle('bench', (data) => {
     track(t, data);
   });
