@@ -220,6 +220,7 @@ export function registerOps(program: Command): void {
               out.line(`sent ${typ} to ${did} (signed by ${key.did})`);
             } else {
               try {
+                out.progress(`request ${typ} to ${shortDid(did)}: waiting up to ${opts.timeout} ms for a verified reply`);
                 const reply = await agent.request(did, typ, data, { timeoutMs: opts.timeout });
                 const ms = performance.now() - start;
                 out.result({ from: key.did, to: did, type: typ, reply, ms: Number(ms.toFixed(2)) });
