@@ -39,5 +39,6 @@ export { createBroker, BrokerConflictError } from './service/broker.ts';
 export type { Broker, BrokerInit, BrokerStats, BrokerChange } from './service/broker.ts';
 export { EvidenceChecker, rulesHash } from './service/evidence.ts';
 export type { Finding, EvidenceContext, CaptureReader } from './service/evidence.ts';
+export { DELEGATION_EVENTS } from './service/delegation.ts';
 export { ScoreStore, isConflict } from './service/store.ts';
 export type { Read } from './service/store.ts';

@@ -50,6 +50,8 @@ export { trustGuard } from './client/guard.ts';
 export type { TrustGuard, TrustGuardInit, TrustGuardStats } from './client/guard.ts';
 export { UntrustedPeerError } from './client/errors.ts';
 export { ScoreCache } from './client/cache.ts';
+export { reportDelegationViolation, delegationReport } from './client/delegation.ts';
+export type { DelegationEvidence } from './client/delegation.ts';
 export {
   TRUST_KINDS,
   TRUST_TYPES,

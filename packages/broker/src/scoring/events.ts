@@ -17,6 +17,8 @@ export const PENALTY_EVENTS = {
   task_timeout: 'a task the agent accepted timed out, reported with the signed task record',
   bad_signature_authenticated: "secure mode: the agent's authenticated connection published a frame whose signature fails",
   replay_authenticated: "secure mode: the agent's authenticated connection published a replay",
+  expiry_extended: "a delegation signed by the agent claimed validity outside its parent token's (later expiry or earlier not-before)",
+  depth_exceeded: "a delegation signed by the agent claimed a depth not below its parent token's",
 } as const;
 
 export type RewardEvent = keyof typeof REWARD_EVENTS;

@@ -13,6 +13,7 @@ import {
 import { createPolicy, type PolicyEngine, type ReportedFrame, TRUST_KINDS, TRUST_TYPES, type TrustReport } from '@trustmesh/trust';
 import { attribute, type Rejection } from '../scoring/attribution.ts';
 import type { PenaltyEvent } from '../scoring/events.ts';
+import { checkDelegation } from './delegation.ts';
 
 /**
  * What one report proves, found by the broker itself:
@@ -105,6 +106,8 @@ export class EvidenceChecker {
           return [await this.policy(report, ctx)];
         case 'rejection':
           return Promise.all(report.frames.map((item, i) => this.rejection(item, report, i, ctx)));
+        case 'delegation':
+          return [checkDelegation(report, ctx, this.stateless)];
       }
     } catch (error) {
       return [invalid(`evidence check failed: ${error instanceof Error ? error.message.slice(0, 200) : 'unknown'}`)];

@@ -1,3 +1,4 @@
+import { MAX_TOKEN_BYTES } from '@trustmesh/protocol';
 import { z } from 'zod';
 import { TIER_NAMES, type Tier } from '../tiers.ts';
 
@@ -35,7 +36,7 @@ export interface TrustUpdate {
   readonly score: number;
   readonly tier: Tier;
   readonly reason: UpdateReason;
-  /** Where the evidence is: `frame:<sha256 hex>` of the offending frame, `audit:<seq>`, `presence:<id hex>`. */
+  /** Where the evidence is: `frame:<sha256 hex>` of the offending frame, `audit:<seq>`, `presence:<id hex>`, `token:<token hash hex>`. */
   readonly ref: string;
   /** The state's version: clients apply an update only if it is newer than the one they hold. */
   readonly version: number;
@@ -83,8 +84,10 @@ export interface ReportedFrame {
  * - `equivocation`: two different frames signed by one key with one id (two frames).
  * - `policy`: the frame breaks the reporter's declared rules (carries `declaration`).
  * - `rejection`: any other refusal (bad signature, replay, stale...): checked, then counted as unattributed unless secure mode proves the publisher.
+ * - `delegation`: a capability link that breaks a chain rule its issuer is to blame for (carries `tokens`;
+ *   `frames` holds the task frame that carried it, or nothing). docs/trust.md §9.7.
  */
-export const REPORT_CLAIMS = ['protocol', 'equivocation', 'policy', 'rejection'] as const;
+export const REPORT_CLAIMS = ['protocol', 'equivocation', 'policy', 'rejection', 'delegation'] as const;
 export type ReportClaim = (typeof REPORT_CLAIMS)[number];
 
 /** `trust.report` data. */
@@ -93,10 +96,12 @@ export interface TrustReport {
   readonly claim: ReportClaim;
   /** The reporter's reason code for the refusal (informational; the broker derives its own). */
   readonly reason?: string;
-  /** The offending frame(s): one, or two for equivocation. */
+  /** The offending frame(s): one, or two for equivocation; for `delegation`, the task frame or none. */
   readonly frames: readonly ReportedFrame[];
   /** For `policy`: the reporter's signed rules declaration frame, as published on `tm.<mesh>.rules.<reporter>`. */
   readonly declaration?: Uint8Array;
+  /** For `delegation` (and only there): `[parent token, offending token]`, the exact token bytes. */
+  readonly tokens?: readonly Uint8Array[];
 }
 
 /** Most frames one report may carry. */
@@ -104,16 +109,31 @@ export const MAX_REPORT_FRAMES = 8;
 
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array);
 
-const reportSchema = z.strictObject({
-  v: z.literal(1),
-  claim: z.enum(REPORT_CLAIMS),
-  reason: z.string().max(64).optional(),
-  frames: z
-    .array(z.strictObject({ subject: z.string().min(1).max(512), frame: bytes, seq: z.number().int().min(1).optional() }))
-    .min(1)
-    .max(MAX_REPORT_FRAMES),
-  declaration: bytes.optional(),
-});
+const token = z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length <= MAX_TOKEN_BYTES);
+
+const reportSchema = z
+  .strictObject({
+    v: z.literal(1),
+    claim: z.enum(REPORT_CLAIMS),
+    reason: z.string().max(64).optional(),
+    frames: z
+      .array(z.strictObject({ subject: z.string().min(1).max(512), frame: bytes, seq: z.number().int().min(1).optional() }))
+      .max(MAX_REPORT_FRAMES),
+    declaration: bytes.optional(),
+    tokens: z.array(token).length(2).optional(),
+  })
+  .superRefine((report, ctx) => {
+    // A delegation report proves its claim with two tokens; every other claim with at least one frame.
+    if (report.claim === 'delegation') {
+      if (report.tokens === undefined)
+        ctx.addIssue({ code: 'custom', path: ['tokens'], message: 'a delegation report carries two tokens' });
+      if (report.frames.length > 1)
+        ctx.addIssue({ code: 'custom', path: ['frames'], message: 'a delegation report carries at most the task frame' });
+    } else {
+      if (report.frames.length === 0) ctx.addIssue({ code: 'custom', path: ['frames'], message: 'at least one frame' });
+      if (report.tokens !== undefined) ctx.addIssue({ code: 'custom', path: ['tokens'], message: 'tokens belong to delegation reports' });
+    }
+  });
 
 export type ParseReportResult = { ok: true; report: TrustReport } | { ok: false; detail: string };
 
