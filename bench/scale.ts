@@ -132,7 +132,9 @@ if (values.child) {
         while (agents[0]!.peers().length < n - 1) await new Promise((r) => setTimeout(r, 20));
         const settleMs = performance.now() - t1;
         const after = heap();
-        log(`[scale] ${n} agents: joined in ${(ms / 1000).toFixed(1)} s, all known ${Math.round(settleMs)} ms later, ${Math.round((after - before) / n)} B heap per agent`);
+        log(
+          `[scale] ${n} agents: joined in ${(ms / 1000).toFixed(1)} s, all known ${Math.round(settleMs)} ms later, ${Math.round((after - before) / n)} B heap per agent`,
+        );
         const idleMs = Number(values.idle);
         log(`[scale] idle for ${idleMs} ms (heartbeats)`);
         const cpu0 = process.cpuUsage();
@@ -163,6 +165,12 @@ if (values.child) {
             `  a late joiner (own connection) joined in ${result.lateJoinerMs} ms and knew ${result.lateJoinerPeers} peers at once (registry)`,
           );
         };
+        if (values.json) console.log(JSON.stringify(result));
+        else report();
+        log('[scale] leaving');
+        await late.leave();
+        for (let i = 0; i < agents.length; i += 500) await Promise.all(agents.slice(i, i + 500).map((a) => a.leave()));
+        await nc.close();
       } else {
         const per = Math.ceil(n / processes);
         const children = Array.from({ length: processes }, () =>
