@@ -51,6 +51,8 @@ describe('scoring - penalties', () => {
     ['task_timeout', 500 - 5],
     ['bad_signature_authenticated', 500 - 20],
     ['replay_authenticated', 500 - 20],
+    ['expiry_extended', 500 - 50],
+    ['depth_exceeded', 500 - 50],
   ];
   it('scoring - every penalty event is covered by this table', () => {
     expect(firstOffence.map(([event]) => event).sort()).toEqual([...PENALTY_EVENT_NAMES].sort());
