@@ -343,6 +343,7 @@ class MeshAgent implements Agent {
       pool: this.#pool,
       settle: (subject, data, result, sink) => this.#inbound.settle(subject, data, result, sink),
       resume: () => this.#intake.resume(),
+      backlog: () => this.#intake.queued,
     });
   }
 

@@ -12,6 +12,12 @@ export interface PooledVerifierInit {
   settle: (subject: string, data: Uint8Array, result: VerifyResult, sink: ExtensionSink | undefined) => void;
   /** Called when frames may flow again after {@link PooledVerifier.ready} said no (Intake.resume). */
   resume: () => void;
+  /**
+   * Frames still waiting before this stage (Intake.queued). A frame that comes
+   * alone (nothing waiting, nothing in the pool) is verified on this thread:
+   * at low load a round trip to a worker would only add latency.
+   */
+  backlog?: () => number;
   /** Frames per batch sent to a worker; default 64. */
   batchSize?: number;
   /** Frames of this agent in the pool at once; past it the intake holds frames (and its bounds apply). Default 8 batches per worker. */
@@ -52,6 +58,8 @@ export class PooledVerifier {
   private flushScheduled = false;
   private waiting = false;
   private closed = false;
+  /** Frames verified on this thread because they came alone (diagnostics, tests). */
+  inline = 0;
 
   constructor(private readonly init: PooledVerifierInit) {
     this.batchSize = init.batchSize ?? 64;
@@ -68,6 +76,12 @@ export class PooledVerifier {
   submit(subject: string, data: Uint8Array, sink: ExtensionSink | undefined): void {
     if (this.closed) return;
     const checked = this.init.verifier.precheck(data, { subject });
+    if (this.queue.length === 0 && this.init.backlog !== undefined && this.init.backlog() === 0) {
+      // Alone: everything before it is settled, so order holds.
+      this.inline++;
+      this.init.settle(subject, data, checked.ok ? this.init.verifier.complete(checked, verifyHere(checked)) : checked, sink);
+      return;
+    }
     const entry: Entry = checked.ok
       ? { subject, data, sink, pending: checked, rejected: undefined }
       : { subject, data, sink, pending: undefined, rejected: checked };
