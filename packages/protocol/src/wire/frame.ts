@@ -117,8 +117,9 @@ export function signFrame(key: AgentKey, init: FrameInit): SignedFrame {
   const encoded = packr.pack(wire);
   // msgpackr happily writes Dates, Sets and non-str map keys as ext types or odd
   // keys; receivers refuse those (§4), so refuse them here, where the caller can react.
+  // Scalars and bytes can only be written as standard types: no check needed.
   try {
-    decodeBody(encoded);
+    if (!isScalarOrBytes(body.data)) decodeBody(encoded);
   } catch (err) {
     throw new InvalidArgumentError(
       `data is not plain MessagePack (${(err as Error).message}); send plain objects, arrays, strings, numbers, booleans, null and Uint8Array`,
@@ -127,6 +128,14 @@ export function signFrame(key: AgentKey, init: FrameInit): SignedFrame {
   const bytes = sealFrame(key, encoded);
   return { bytes, body };
 }
+
+/** null, a boolean, a number, a string or a Uint8Array: what msgpackr writes only as standard MessagePack. */
+const isScalarOrBytes = (data: unknown): boolean =>
+  data === null ||
+  typeof data === 'boolean' ||
+  typeof data === 'number' ||
+  typeof data === 'string' ||
+  (data instanceof Uint8Array && Object.getPrototypeOf(data) === Uint8Array.prototype);
 
 /** A frame whose signature verified and whose body is well formed. */
 export interface OpenedFrame extends FrameBody {
