@@ -1,15 +1,18 @@
 /**
- * Attacks on a live agent through a real nats-server. The attacker ("mallory")
- * is a raw NATS connection with a key of its own: it can publish any bytes on
- * any subject and sign anything with its own key, but not with alice's.
+ * Attacks on a live agent through a real nats-server, in open and in secure mode.
+ * The attacker ("mallory") is a raw NATS connection with a key of its own: it can
+ * sign anything with its own key, but not with alice's. In open mode it can publish
+ * any bytes on any subject; in secure mode it is an admitted agent, and the server
+ * lets it publish only on its own subjects (test-utils `attacks.ts`).
  *
  * Each attack asserts: the agent's stats().rejected counter for exactly that
  * reason went up (and nothing else did), a 'rejected' event with that reason
- * and subject fired, no handler ran, and the agent still serves a genuine request.
+ * and subject fired, no handler ran, and the agent still serves a genuine request;
+ * in secure mode, a frame on another agent's subject is refused by the server
+ * instead and never reaches the agent (`expectRejected`).
  */
 import { randomBytes } from 'node:crypto';
-import type { NatsConnection } from '@nats-io/transport-node';
-import { MESSAGE_TYPES, type Agent, type AgentInit, type MessageContext, type RejectionEvent } from '@trustmesh/client';
+import { MESSAGE_TYPES, type RejectionEvent } from '@trustmesh/client';
 import {
   agentIdFromPublicKey,
   FRAME_VERSION,
@@ -38,114 +41,19 @@ import {
   prng,
   wirePackr,
 } from '@trustmesh/test-utils';
-import { uniqueMesh, withNats } from '@trustmesh/test-utils';
-import { capture, type Capture, type CapturedMessage } from '@trustmesh/test-utils';
+import { uniqueMesh } from '@trustmesh/test-utils';
+import { capture, type CapturedMessage } from '@trustmesh/test-utils';
 import { sleep, waitFor } from '@trustmesh/test-utils';
-
-const nats = withNats();
-
-interface Scene {
-  mesh: string;
-  alice: Agent;
-  bob: Agent;
-  /** The attacker's own key: valid, but nobody's friend. */
-  mallory: AgentKey;
-  /** The attacker's raw connection. */
-  attacker: NatsConnection;
-  /** Every call of bob's 'echo' handler. */
-  bobCalls: MessageContext[];
-  /** Every call of alice's 'echo' handler. */
-  aliceCalls: MessageContext[];
-  rejectedAt: Map<Agent, RejectionEvent[]>;
-  /** The attacker's raw subscriber on every subject of the mesh. */
-  wire: Capture;
-}
-
-async function scene(bobInit: Partial<AgentInit> = {}): Promise<Scene> {
-  const mesh = uniqueMesh();
-  const attacker = await nats.connect({ name: 'mallory' });
-  const wire = await capture(attacker, subjects.all(mesh));
-  const alice = await nats.join({ mesh, name: 'alice' });
-  const bob = await nats.join({ mesh, name: 'bob', ...bobInit });
-  const bobCalls: MessageContext[] = [];
-  const aliceCalls: MessageContext[] = [];
-  bob.handle('echo', (data, ctx) => {
-    bobCalls.push(ctx);
-    return data;
-  });
-  alice.handle('echo', (data, ctx) => {
-    aliceCalls.push(ctx);
-    return data;
-  });
-  const rejectedAt = new Map<Agent, RejectionEvent[]>();
-  for (const agent of [alice, bob]) {
-    const events: RejectionEvent[] = [];
-    agent.on('rejected', (event) => events.push(event));
-    rejectedAt.set(agent, events);
-  }
-  // Presence settles first, so the only traffic during an attack is the attack.
-  // Counts include each agent's own announcement coming back: alice gets her join and
-  // bob's; bob gets his own (he learnt alice from the presence registry).
-  await waitFor(
-    () => alice.peers().length === 1 && bob.peers().length === 1 && alice.stats().received >= 2 && bob.stats().received >= 1,
-    'alice and bob to see each other, and every presence frame to arrive',
-  );
-  return { mesh, alice, bob, mallory: generateKey(), attacker, bobCalls, aliceCalls, rejectedAt, wire };
-}
-
-/** Publishes `frames` as the attacker and checks each is refused by `target` with `reason`, and nothing more happens. */
-async function expectRejected(
-  s: Scene,
-  target: Agent,
-  reason: RejectReason,
-  frames: Array<[subject: string, bytes: Uint8Array]>,
-): Promise<void> {
-  const before = target.stats();
-  const events = s.rejectedAt.get(target)!;
-  const eventsBefore = events.length;
-  const calls = s.bobCalls.length + s.aliceCalls.length;
-  for (const [subject, bytes] of frames) s.attacker.publish(subject, bytes);
-  await s.attacker.flush();
-  await waitFor(
-    () => target.stats().rejectedTotal >= before.rejectedTotal + frames.length,
-    `${frames.length} '${reason}' rejection(s) by ${target.name}`,
-  );
-  await sleep(10); // anything wrongly accepted would show up now
-
-  const after = target.stats();
-  if (process.env.DEBUG_ATTACKS) console.log(JSON.stringify(events.slice(eventsBefore).map((e) => [e.reason, e.detail])));
-  expect(after.rejected[reason], `rejected.${reason}`).toBe(before.rejected[reason] + frames.length);
-  expect(after.rejectedTotal).toBe(before.rejectedTotal + frames.length);
-  expect(after.received).toBe(before.received + frames.length);
-  expect(after.accepted).toBe(before.accepted);
-  expect(after.sent).toBe(before.sent); // no reply, no error reply, no presence answer
-  const fired = events.slice(eventsBefore);
-  expect(fired.map((e) => e.reason)).toEqual(frames.map(() => reason));
-  // Known peers' frames are verified first, so events need not follow the publish order.
-  const sorted = (pairs: string[]) => [...pairs].sort();
-  expect(sorted(fired.map((e) => `${e.subject} ${e.size}`))).toEqual(
-    sorted(frames.map(([subject, bytes]) => `${subject} ${bytes.length}`)),
-  );
-  expect(s.bobCalls.length + s.aliceCalls.length, 'handler calls').toBe(calls);
-}
-
-/** The agent attacked still answers genuine requests, and the answer is genuine. */
-async function expectStillServes(s: Scene, server: Agent = s.bob, client: Agent = s.alice): Promise<void> {
-  const nonce = randomBytes(8).toString('hex');
-  await expect(client.request(server.did, 'echo', nonce, { timeoutMs: 3_000 })).resolves.toBe(nonce);
-}
-
-/** A genuine alice → bob one-way frame, as seen on the wire by the attacker's raw subscriber. */
-async function captureAliceToBob(s: Scene, data: unknown = 'genuine'): Promise<CapturedMessage> {
-  const subject = msgSubject(s, s.bob, s.alice.agentId);
-  const received = s.bobCalls.length;
-  s.alice.send(s.bob.did, 'echo', data);
-  const captured = await s.wire.next((m) => m.subject === subject);
-  await waitFor(() => s.bobCalls.length === received + 1, 'bob to handle the genuine frame');
-  return captured;
-}
-
-const msgSubject = (s: Scene, to: Agent, from: string) => subjects.message(s.mesh, to.agentId, from);
+import {
+  attackFixture,
+  captureAliceToBob,
+  expectRejected,
+  expectStillServes,
+  mayPublish,
+  msgSubject,
+  scene,
+  type Scene,
+} from '@trustmesh/test-utils';
 
 /** A mallory-signed frame of exactly `size` bytes (the padding is in `data`). */
 function frameOfSize(signer: AgentKey, sub: string, aud: string, size: number): Uint8Array {
@@ -156,12 +64,22 @@ function frameOfSize(signer: AgentKey, sub: string, aud: string, size: number): 
   return frame;
 }
 
-describe('attacks', () => {
+/** A valid frame mallory sends bob on her own `subject` (message or request), as captured on the wire once bob handled it. */
+async function mallorySendsBob(s: Scene, subject: string, data: unknown): Promise<CapturedMessage> {
+  const handled = s.bobCalls.length;
+  s.attacker.publish(subject, forgeFrame(s.mallory, { sub: subject, aud: s.bob.did, data }));
+  const captured = await s.wire.next((m) => m.subject === subject);
+  await waitFor(() => s.bobCalls.length === handled + 1, "bob to handle mallory's valid frame");
+  return captured;
+}
+
+describe.each(['open', 'secure'] as const)('attacks in %s mode', (mode) => {
+  const fx = attackFixture(mode);
   let s: Scene;
 
   describe('on bob', () => {
     beforeEach(async () => {
-      s = await scene();
+      s = await scene(fx);
     });
 
     it('attacks - bad_frame: garbage bytes and an empty payload', async () => {
@@ -296,14 +214,20 @@ describe('attacks', () => {
         [subjects.reply(s.mesh, s.bob.agentId, s.alice.agentId), data],
       ]);
       // The same frame pushed into another mesh is refused there too.
-      const elsewhere = await nats.join({ mesh: otherMesh, name: 'bob-elsewhere', key: s.bob.key });
-      const events: RejectionEvent[] = [];
-      elsewhere.on('rejected', (e) => events.push(e));
-      s.attacker.publish(subjects.message(otherMesh, s.bob.agentId, s.alice.agentId), data);
-      await s.attacker.flush();
-      await waitFor(() => elsewhere.stats().rejected.subject_mismatch === 1, 'the other mesh to refuse the frame');
-      expect(events.map((e) => e.reason)).toEqual(['subject_mismatch']);
-      expect(elsewhere.stats().accepted).toBe(1); // its own presence only
+      const intoOther = subjects.message(otherMesh, s.bob.agentId, s.alice.agentId);
+      if (s.secure) {
+        // mallory was admitted to this mesh only: the server refuses the publish.
+        await expectRejected(s, s.bob, 'subject_mismatch', [[intoOther, data]]);
+      } else {
+        const elsewhere = await fx.join({ mesh: otherMesh, name: 'bob-elsewhere', key: s.bob.key });
+        const events: RejectionEvent[] = [];
+        elsewhere.on('rejected', (e) => events.push(e));
+        s.attacker.publish(intoOther, data);
+        await s.attacker.flush();
+        await waitFor(() => elsewhere.stats().rejected.subject_mismatch === 1, 'the other mesh to refuse the frame');
+        expect(events.map((e) => e.reason)).toEqual(['subject_mismatch']);
+        expect(elsewhere.stats().accepted).toBe(1); // its own presence only
+      }
       await expectStillServes(s);
     });
 
@@ -421,7 +345,7 @@ describe('attacks', () => {
       const { subject, data } = await captureAliceToBob(s, 'only once');
       expect(s.bobCalls.map((c) => c.frame.data)).toEqual(['only once']);
       await expectRejected(s, s.bob, 'replay', [[subject, data]]);
-      expect(s.bob.stats().rejected.replay).toBe(1);
+      expect(s.bob.stats().rejected.replay).toBe(mayPublish(s, subject) ? 1 : 0); // secure mode: refused by the server
       expect(s.bobCalls.map((c) => c.frame.data)).toEqual(['only once']);
       await expectStillServes(s);
     });
@@ -439,10 +363,10 @@ describe('attacks', () => {
     });
 
     it("attacks - a request's NATS reply subject is ignored: the answer goes to tm.<mesh>.rep, never to the reply subject", async () => {
-      const inboxes = await capture(s.attacker, '_INBOX.>');
+      const inboxes = await capture(s.attacker, `${s.attackerInbox}.>`);
       const req = subjects.request(s.mesh, s.bob.agentId, s.mallory.agentId);
       const rep = subjects.reply(s.mesh, s.mallory.agentId, s.bob.agentId);
-      s.attacker.publish(req, forgeFrame(s.mallory, { sub: req, aud: s.bob.did, data: 'ping' }), { reply: '_INBOX.mallory.steal' });
+      s.attacker.publish(req, forgeFrame(s.mallory, { sub: req, aud: s.bob.did, data: 'ping' }), { reply: `${s.attackerInbox}.steal` });
       const answer = await s.wire.next((m) => m.subject === rep);
       const opened = openFrame(answer.data);
       expect(opened.ok && opened.frame.data).toBe('ping');
@@ -466,7 +390,7 @@ describe('attacks', () => {
         expect(event.blame).toBe('signer');
         expect(event.signer).toBe(s.mallory.did);
         expect(event.publisher).toBe(s.mallory.did);
-        expect(event.publisherAuthenticated).toBe(false);
+        expect(event.publisherAuthenticated).toBe(s.secure);
         // The evidence a report carries: the frame itself, a copy.
         expect(event.evidence).toBeInstanceOf(Uint8Array);
         expect(agentIdFromPublicKey(event.evidence!.subarray(1, 33))).toBe(s.mallory.agentId);
@@ -486,24 +410,33 @@ describe('attacks', () => {
         () => subjects.message(s.mesh, s.alice.agentId, s.alice.agentId), // another recipient (nobody listens)
       ];
       let sent = 0;
+      let published = 0;
+      const deniedBefore = s.denied.length;
       for (let round = 0; round < 50; round++) {
         for (const c of captured) {
           for (const where of elsewhere) {
-            s.attacker.publish(where(c), c.data);
+            const subject = where(c);
+            s.attacker.publish(subject, c.data);
             sent++;
+            if (mayPublish(s, subject)) published++;
           }
         }
       }
       await s.attacker.flush();
       expect(sent).toBe(1000);
-      // Everything but the copies addressed to alice (nobody subscribes as alice on bob's side) reaches bob.
-      await waitFor(() => events.length - before === 800, 'bob to refuse every copy he receives');
+      // Open mode: everything but the copies addressed to alice (nobody subscribes as alice on bob's side) reaches bob.
+      // Secure mode: only the copies on mallory's own subject do; the server refuses the other 800.
+      const reachBob = s.secure ? 200 : 800;
+      expect(published).toBe(s.secure ? 200 : 1000);
+      await waitFor(() => events.length - before === reachBob, 'bob to refuse every copy he receives');
+      await waitFor(() => s.denied.length - deniedBefore === sent - published, 'the server to refuse every copy mallory may not publish');
       const fired = events.slice(before);
-      expect(new Set(fired.map((e) => e.reason))).toEqual(new Set(['replay', 'subject_mismatch']));
+      expect(new Set(fired.map((e) => e.reason))).toEqual(new Set(s.secure ? ['subject_mismatch'] : ['replay', 'subject_mismatch']));
       for (const event of fired) {
         expect(event.blame).toBe('publisher');
         expect(event.signer).toBeUndefined();
         expect(event.evidence).toBeUndefined();
+        if (s.secure) expect(event).toMatchObject({ publisher: s.mallory.did, publisherAuthenticated: true });
       }
       expect(s.bobCalls).toHaveLength(4);
     });
@@ -511,7 +444,7 @@ describe('attacks', () => {
 
   describe('on a small agent', () => {
     beforeEach(async () => {
-      s = await scene({ maxFrameBytes: 2048 });
+      s = await scene(fx, { maxFrameBytes: 2048 });
     });
 
     it('attacks - too_large: a frame over maxFrameBytes is refused unread', async () => {
@@ -555,7 +488,7 @@ describe('attacks', () => {
 
   describe('on alice, waiting for replies', () => {
     beforeEach(async () => {
-      s = await scene();
+      s = await scene(fx);
     });
 
     it("attacks - unsolicited: a tm.reply with a random cor on alice's reply subject", async () => {
@@ -629,7 +562,8 @@ describe('attacks', () => {
       // Signed with bob's own key: only the reply rules of §10 can stop these.
       const wrongType = signFrame(s.bob.key, { sub, typ: 'echo', aud: s.alice.did, cor, data: 'not a reply' }).bytes;
       await expectRejected(s, s.alice, 'bad_frame', [[sub, wrongType]]);
-      expect(s.rejectedAt.get(s.alice)!.at(-1)).toMatchObject({ blame: 'signer', signer: s.bob.did });
+      // (In secure mode the server refused mallory's publish on bob's subject: alice saw nothing.)
+      if (!s.secure) expect(s.rejectedAt.get(s.alice)!.at(-1)).toMatchObject({ blame: 'signer', signer: s.bob.did });
       expect(s.alice.stats().pendingRequests).toBe(1);
 
       release();
@@ -643,7 +577,7 @@ describe('attacks', () => {
   describe('fuzz', () => {
     beforeEach(async () => {
       // Flood controls off: here every frame must reach the checks (the flood tests try the controls).
-      s = await scene({ intake: { unknownKeyRate: 1e9, maxUnknownQueued: 100_000, maxKnownQueued: 100_000 } });
+      s = await scene(fx, { intake: { unknownKeyRate: 1e9, unknownRate: 1e9, maxUnknownQueued: 100_000, maxKnownQueued: 100_000 } });
     });
 
     it('attacks - 10,000 random and mutated frames are each rejected with a known reason, and nothing escapes', {
@@ -662,10 +596,19 @@ describe('attacks', () => {
         await s.alice.request(s.bob.did, 'echo', { q: 'a real request' });
         const request = s.wire.messages.find((m) => m.subject === requestSubject)!;
         const originals = [message, request];
+        // Open mode: alice's frames are mutated and re-published on her subjects. Secure mode: the server
+        // refuses those (tests above), so the attacker mutates real frames of its own, on its own subjects,
+        // and every mutation reaches bob. The re-signed share mutates alice's bodies in both modes.
+        const mutated = s.secure
+          ? [
+              await mallorySendsBob(s, msgSubject(s, s.bob, s.mallory.agentId), { text: 'a real message', n: [1, 2, 3] }),
+              await mallorySendsBob(s, subjects.request(s.mesh, s.bob.agentId, s.mallory.agentId), { q: 'a real request' }),
+            ]
+          : originals;
         const inboxSubjects = [
-          message.subject,
-          requestSubject,
-          subjects.reply(s.mesh, s.bob.agentId, s.alice.agentId),
+          mutated[0]!.subject,
+          mutated[1]!.subject,
+          subjects.reply(s.mesh, s.bob.agentId, s.secure ? s.mallory.agentId : s.alice.agentId),
           msgSubject(s, s.bob, s.mallory.agentId),
         ];
 
@@ -673,14 +616,14 @@ describe('attacks', () => {
         const attacks: Array<[string, Uint8Array]> = [];
         const kinds = new Map<string, number>();
         for (let i = 0; i < ATTACKS; i++) {
-          const original = originals[i % 2]!;
+          const original = mutated[i % 2]!;
           const kind = MUTATION_KINDS[Math.floor(random() * MUTATION_KINDS.length)]!;
           let bytes = mutateFrame(original.data, random, kind);
           let subject = kind === 'random' ? inboxSubjects[Math.floor(random() * inboxSubjects.length)]! : original.subject;
           // One in eight: mutate the body only and re-sign it with mallory's key, so the
           // MessagePack parser, not the signature check, meets the damage.
           if (kind !== 'random' && random() < 0.125) {
-            const body = mutateFrame(original.data.subarray(HEADER_LENGTH), random, kind);
+            const body = mutateFrame(originals[i % 2]!.data.subarray(HEADER_LENGTH), random, kind);
             bytes = assembleFrame(s.mallory, body);
             subject = msgSubject(s, s.bob, s.mallory.agentId);
             kinds.set('resigned', (kinds.get('resigned') ?? 0) + 1);
@@ -713,6 +656,11 @@ describe('attacks', () => {
         const fired = events.slice(eventsBefore);
         expect(fired).toHaveLength(ATTACKS);
         expect(fired.filter((e) => !isRejectReason(e.reason))).toEqual([]);
+        if (s.secure) {
+          // Every frame came from mallory's own connection, the server let each through, and every rejection says who sent it.
+          expect(fired.filter((e) => e.publisher !== s.mallory.did || e.publisherAuthenticated !== true)).toEqual([]);
+          expect(s.denied).toEqual([]);
+        }
         const byReason = new Map<string, number>();
         for (const e of fired) byReason.set(e.reason, (byReason.get(e.reason) ?? 0) + 1);
         for (const [reason, n] of byReason)

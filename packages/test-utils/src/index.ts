@@ -14,3 +14,4 @@ export type { ForgedBody } from './frames.ts';
 export * from './secure.ts';
 export { hostileValues } from './hostile.ts';
 export { withNatsCluster, CLUSTER_CLIENT_OPTIONS, type NatsClusterFixture } from './cluster.ts';
+export * from './attacks.ts';
