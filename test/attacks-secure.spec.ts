@@ -133,7 +133,7 @@ describe('attacks in secure mode: attribution', () => {
   // Known gap: the connection's presence hub builds its rejections with publisherOf(), which always
   // says publisherAuthenticated: false (packages/client/src/presence-hub.ts); the inbox path says true.
   // When that is fixed this test starts failing: turn it into a plain `it`.
-  it.fails('secure attacks - a rejected presence frame names its publisher as authenticated', async () => {
+  it('secure attacks - a rejected presence frame names its publisher as authenticated', async () => {
     s = await scene(fx);
     const sub = subjects.presence(s.mesh, s.mallory.agentId);
     const data = { status: 'join', name: 'mallory', version: '1', capabilities: [] };

@@ -89,11 +89,14 @@ export class Ledger extends Emitter<AgentEvents> {
   }
 }
 
-/** The subject's last token as a DID, if it looks like an agent id (not checked further: it names, it does not prove). */
-export function publisherOf(subject: string): { publisher?: string; publisherAuthenticated: false } {
+/**
+ * The subject's last token as a DID, if it looks like an agent id. It names the
+ * publisher; only an authenticating transport (secure mode) makes that a proof.
+ */
+export function publisherOf(subject: string, authenticated = false): { publisher?: string; publisherAuthenticated: boolean } {
   const dot = subject.lastIndexOf('.');
   const token = subject.slice(dot + 1);
   return token.startsWith('z6Mk') && token.length <= 64
-    ? { publisher: `did:key:${token}`, publisherAuthenticated: false }
+    ? { publisher: `did:key:${token}`, publisherAuthenticated: authenticated }
     : { publisherAuthenticated: false };
 }

@@ -107,7 +107,14 @@ export class PresenceHub {
     this.intake = new Intake(
       (subject, data) => this.onFrame(subject, data),
       (subject, data, detail) =>
-        this.refuse({ reason: 'overloaded', detail, subject, size: data.length, blame: 'none', publisherAuthenticated: false }),
+        this.refuse({
+          reason: 'overloaded',
+          detail,
+          subject,
+          size: data.length,
+          blame: 'none',
+          ...publisherOf(subject, this.settings.secure),
+        }),
       (keyId) => this.keyIds.has(keyId) || this.memberKeys.has(keyId),
     );
   }
@@ -209,7 +216,7 @@ export class PresenceHub {
               subject: msg.subject,
               size: msg.data.length,
               blame: 'publisher',
-              publisherAuthenticated: false,
+              ...publisherOf(msg.subject, this.settings.secure),
             });
             return;
           }
@@ -299,7 +306,7 @@ export class PresenceHub {
         size: data.length,
         blame: result.blame,
         ...(result.blame === 'signer' && result.signedBy !== undefined && { signer: result.signedBy, evidence: Uint8Array.from(data) }),
-        ...publisherOf(subject),
+        ...publisherOf(subject, this.settings.secure),
       });
       return;
     }
@@ -317,7 +324,7 @@ export class PresenceHub {
         blame: 'signer',
         signer: frame.iss,
         evidence: frame.raw,
-        ...publisherOf(subject),
+        ...publisherOf(subject, this.settings.secure),
       });
       return;
     }
@@ -343,7 +350,7 @@ export class PresenceHub {
           subject,
           size: frame.raw.length,
           blame: 'publisher',
-          ...publisherOf(subject),
+          ...publisherOf(subject, this.settings.secure),
         });
       }
       return;
