@@ -27,8 +27,11 @@ export interface NatsClusterInit {
   /** Per-node start timeout, and the bound on waiting for routes and a JetStream meta leader. Default 20 000 ms. */
   startTimeoutMs?: number;
   maxPayload?: number;
-  /** Appended to every node's config (e.g. accounts for secure mode); its keys win. */
-  extraConfig?: string;
+  /**
+   * Appended to every node's config (e.g. accounts for secure mode); its keys win. A
+   * function gets each node, for what must differ per node (e.g. a JWT resolver dir).
+   */
+  extraConfig?: string | ((node: { index: number; name: string }) => string);
   /** Receives every log line of every node, with the node's name. */
   log?: (node: string, line: string) => void;
 }
@@ -81,8 +84,9 @@ const HOST = '127.0.0.1';
  */
 export async function startNatsCluster(init: NatsClusterInit = {}): Promise<NatsClusterHandle> {
   const count = init.nodes ?? 3;
-  if (!(Number.isInteger(count) && count >= 1 && count <= 16)) {
-    throw new NatsServerError('invalid_init', 'startNatsCluster: nodes must be an integer from 1 to 16');
+  // One node is startNatsServer: nats-server refuses clustered JetStream without routes.
+  if (!(Number.isInteger(count) && count >= 2 && count <= 16)) {
+    throw new NatsServerError('invalid_init', 'startNatsCluster: nodes must be an integer from 2 to 16 (one server: startNatsServer)');
   }
   const name = init.name ?? 'trustmesh';
   if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new NatsServerError('invalid_init', 'startNatsCluster: name must be letters, digits, _ or -');
@@ -117,7 +121,9 @@ export async function startNatsCluster(init: NatsClusterInit = {}): Promise<Nats
       },
       ...(init.binary !== undefined && { binary: init.binary }),
       ...(init.maxPayload !== undefined && { maxPayload: init.maxPayload }),
-      ...(init.extraConfig !== undefined && { extraConfig: init.extraConfig }),
+      ...(init.extraConfig !== undefined && {
+        extraConfig: typeof init.extraConfig === 'function' ? init.extraConfig({ index: i, name: spec.name }) : init.extraConfig,
+      }),
       ...(init.log !== undefined && { log: (line: string) => init.log?.(spec.name, line) }),
     };
   };

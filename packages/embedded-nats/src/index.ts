@@ -2,7 +2,8 @@
  * @packageDocumentation
  * Starts and stops a private nats-server for demos, tests and `trustmesh up`:
  * a free port on 127.0.0.1 (never the shared 4222), JetStream in a temp store,
- * everything removed on stop. Needs the `nats-server` binary (Debian/Ubuntu:
+ * everything removed on stop. `startNatsCluster` starts several, routed, with
+ * clustered JetStream, and crashes and restarts any of them. Needs the `nats-server` binary (Debian/Ubuntu:
  * `apt-get install nats-server`, or set NATS_SERVER_BIN).
  *
  * @example
