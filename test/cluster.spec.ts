@@ -286,9 +286,9 @@ describe('cluster', () => {
     expect(duplicates()).toBe(0);
 
     // Kill and revive reach every agent, the ones that failed over included.
-    const killed = await operator.kill({ timeoutMs: 5_000 });
+    const killed = await operator.kill({ timeoutMs: 2_000 });
     await waitFor(() => [...workers, ...requesters].every((m) => m.ks.state().halted), 'every agent halted', 5_000);
-    const revived = await operator.revive({ timeoutMs: 5_000 });
+    const revived = await operator.revive({ timeoutMs: 2_000 });
     await waitFor(() => [...workers, ...requesters].every((m) => !m.ks.state().halted), 'every agent revived', 5_000);
     // The brokers are on the mesh without a kill switch: they are the only ones that may not answer.
     const brokerDids = brokers.map((b) => b.did);
@@ -319,7 +319,7 @@ describe('cluster', () => {
     };
     expect(audit.stats().gaps).toBe(0);
     expect(audit.stats().lastSeq).toBeGreaterThanOrEqual(last); // its own checkpoints may come after
-  });
+  }, 60_000);
 
   it('node back - the killed node restarts on its store and every replica catches up', async () => {
     const down = fx.cluster.nodes.findIndex((n) => !n.running);
@@ -356,7 +356,7 @@ describe('cluster', () => {
     expect(audit.stats().gaps).toBe(0);
     expect(audit.stats().lastSeq).toBeGreaterThanOrEqual(last); // its own checkpoints may come after
     expect(duplicates()).toBe(0);
-  });
+  }, 60_000);
 
   it('all nodes restarted - kill state, scores and the audit survive', async () => {
     // A sticky targeted kill, in force across the restart.
@@ -482,7 +482,7 @@ describe('cluster', () => {
       child.kill('SIGCONT');
       child.kill('SIGKILL');
     }
-  });
+  }, 60_000);
 
   it('concurrent writers - two brokers updating one score at once on R3 (figure only: nats-server 2.9.10 bug)', async () => {
     // nats-server < 2.9.21 checks Nats-Expected-Last-Subject-Sequence before the Raft proposal
