@@ -9,6 +9,7 @@ import { FrameVerifier, generateKey, signFrame, subjects, type VerifyResult } fr
 import { flipBit, uniqueMesh, waitFor, withNats } from '@trustmesh/test-utils';
 import { describe, expect, it } from 'vitest';
 import { type BatchCallback, sharedPools, type VerifyPool } from '../src/pool/pool.ts';
+import { DEFAULT_INTAKE_LIMITS, Intake } from '../src/intake.ts';
 import { PooledVerifier } from '../src/pool/pooled.ts';
 
 const nats = withNats();
@@ -134,5 +135,45 @@ describe('client verification pool', () => {
     pooled.submit(sub, flipBit(frame(2), 8 * 40), undefined);
     expect(settled).toHaveLength(1);
     expect(pooled.inline).toBe(1);
+  });
+
+  it('pool - a full pool holds frames in the intake, whose bounds refuse the excess; verdicts let the rest through', async () => {
+    const calls: { frames: readonly Uint8Array[]; done: BatchCallback }[] = [];
+    const pool = { size: 1, verify: (frames: readonly Uint8Array[], done: BatchCallback) => calls.push({ frames, done }) };
+    const alice = generateKey();
+    const bob = generateKey();
+    const settled: boolean[] = [];
+    const dropped: string[] = [];
+    let intake: Intake | undefined;
+    const pooled = new PooledVerifier({
+      verifier: new FrameVerifier({ self: bob.did }),
+      pool: pool as unknown as VerifyPool,
+      batchSize: 2,
+      maxInFlight: 4,
+      settle: (_subject, _data, result) => settled.push(result.ok),
+      resume: () => intake!.resume(),
+    });
+    intake = new Intake(
+      (subject, data, sink) => pooled.submit(subject, data, sink),
+      (_subject, _data, detail) => dropped.push(detail),
+      () => true,
+      { ...DEFAULT_INTAKE_LIMITS, maxKnownQueued: 10 },
+      Date.now,
+      () => pooled.ready(),
+    );
+    const sub = subjects.message('m', bob.agentId, alice.agentId);
+    for (const i of range(30)) intake.push(sub, signFrame(alice, { sub, typ: 'n', data: i, aud: bob.did }).bytes);
+    // 10 queued at most: 20 refused at the door.
+    expect(dropped).toHaveLength(20);
+    await new Promise((resolve) => setImmediate(resolve));
+    // 4 in the pool (two batches), 6 held in the intake.
+    expect(calls.map((c) => c.frames.length)).toEqual([2, 2]);
+    expect(intake.queued).toBe(6);
+    for (const c of calls.splice(0)) c.done(new Uint8Array(c.frames.length).fill(1));
+    expect(settled).toEqual([true, true, true, true]);
+    // Room again: the intake drains into the pool.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(calls.map((c) => c.frames.length)).toEqual([2, 2]);
+    expect(intake.queued).toBe(2);
   });
 });
