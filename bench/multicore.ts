@@ -7,6 +7,7 @@
  *   npx tsx bench/multicore.ts [--rounds 3] [--messages 40000] [--json]
  */
 import os from 'node:os';
+import { resolve } from 'node:path';
 import { startNatsServer, type NatsServerHandle } from '@trustmesh/embedded-nats';
 import { meshName } from './lib/crypto.ts';
 import {
@@ -49,6 +50,7 @@ Flags:
                    must arrive within the 30 s window)
   --payload BYTES  payload size (default 256)
   --workers N      the "all cores" worker count (default: cores)
+  --profile DIR    run the sender and receiver with --cpu-prof, writing to DIR/sender and DIR/receiver
   --json           one JSON object on stdout
   -h, --help
 `;
@@ -92,6 +94,7 @@ async function main(): Promise<number> {
     messages: { type: 'string' },
     payload: { type: 'string' },
     workers: { type: 'string' },
+    profile: { type: 'string' },
     json: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -110,8 +113,9 @@ async function main(): Promise<number> {
   state.server = await startNatsServer({ jetstream: false });
   const url = state.server.url;
   const tsx = resolveTsx();
-  const sender = new Peer('sender', tsx, undefined);
-  const receiver = new Peer('receiver', tsx, undefined);
+  const profile = flags.profile === undefined || flags.profile === '' ? undefined : resolve(flags.profile);
+  const sender = new Peer('sender', tsx, profile);
+  const receiver = new Peer('receiver', tsx, profile);
   state.peers.push(sender, receiver);
   const hello = (e: PeerEvent): e is Extract<PeerEvent, { ev: 'hello' }> => e.ev === 'hello';
   await Promise.all([sender.next(hello, 60_000, 'hello'), receiver.next(hello, 60_000, 'hello')]);
