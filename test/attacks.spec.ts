@@ -435,7 +435,9 @@ describe.each(['open', 'secure'] as const)('attacks in %s mode', (mode) => {
       for (const event of fired) {
         expect(event.blame).toBe('publisher');
         expect(event.signer).toBeUndefined();
-        expect(event.evidence).toBeUndefined();
+        // Evidence travels only against someone: the signer (never here), or in secure mode the authenticated publisher.
+        if (s.secure) expect(event.evidence).toBeInstanceOf(Uint8Array);
+        else expect(event.evidence).toBeUndefined();
         if (s.secure) expect(event).toMatchObject({ publisher: s.mallory.did, publisherAuthenticated: true });
       }
       expect(s.bobCalls).toHaveLength(4);

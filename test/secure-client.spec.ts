@@ -55,5 +55,7 @@ describe('client in secure mode', () => {
     await nc.flush();
     await waitFor(() => events.length === 1, 'bob to refuse the frame');
     expect(events[0]).toMatchObject({ reason: 'bad_signature', blame: 'publisher', publisher: mallory.did, publisherAuthenticated: true });
+    // The bytes travel with the event, for a report to the broker (which re-checks them against the capture stream).
+    expect(Buffer.from(events[0]!.evidence!).equals(Buffer.from(frame))).toBe(true);
   });
 });

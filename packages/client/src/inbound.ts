@@ -49,7 +49,7 @@ export class Inbound {
         data.length,
         { reason: result.reason, detail: result.detail, blame: result.blame },
         result.signedBy,
-        result.blame === 'signer' ? data : undefined,
+        result.blame === 'signer' || (result.blame === 'publisher' && this.publisherAuthenticated) ? data : undefined,
       );
       return;
     }
@@ -157,6 +157,9 @@ export class Inbound {
     if (refusal.blame === 'signer' && signedBy !== undefined) {
       event.signer = signedBy;
       if (evidence !== undefined) event.evidence = Uint8Array.prototype.slice.call(evidence) as Uint8Array;
+    } else if (refusal.blame === 'publisher' && this.publisherAuthenticated && evidence !== undefined) {
+      // Secure mode: the bytes are evidence against the authenticated publisher (a broker re-checks them).
+      event.evidence = Uint8Array.prototype.slice.call(evidence) as Uint8Array;
     }
     this.ledger.refuse(event);
   }

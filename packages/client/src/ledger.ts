@@ -18,7 +18,7 @@ export interface RejectionEvent {
   publisher?: string;
   /** True when the transport authenticated the publisher (secure mode); in open mode anyone may publish on any subject. */
   publisherAuthenticated: boolean;
-  /** A copy of the frame, kept when the signer is blamed: the evidence a report to the broker carries. */
+  /** A copy of the frame when the signer is blamed, or an authenticated publisher (secure mode): the evidence a report to the broker carries. */
   evidence?: Uint8Array;
 }
 
