@@ -23,7 +23,8 @@ describe('JetStream store', () => {
     const report = await verifyLog(store, { trusted: key.did, workers: 0 });
     expect(report).toMatchObject({ ok: true, frames: report.records, verdicts: { ok: report.records } });
     expect(report.records).toBeGreaterThanOrEqual(12); // 12 frames, and the checkpoints that were captured in time
-    expect(report.checkpoints.valid).toBeGreaterThanOrEqual(2);
+    // At least one: how many depends on how the 12 frames were batched (a checkpoint after a batch that passed 5 records).
+    expect(report.checkpoints.valid).toBeGreaterThanOrEqual(1);
     let n = 0;
     for await (const r of queryLog(store, { type: 'n' })) expect(r.position).toBe(++n);
     expect(n).toBe(12);
