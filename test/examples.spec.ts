@@ -23,7 +23,7 @@ interface Summary {
 }
 
 describe('examples', () => {
-  it('examples/hello - the README demo verifies signed requests and refuses the tampered frames', async () => {
+  it('examples/hello - the hello example verifies signed requests and refuses the tampered frames', async () => {
     const summary = await hello<Summary>();
     expect(summary.ok).toBe(true);
     expect(summary.mode).toBe('open');

@@ -2,8 +2,8 @@
  * Two agents on a private nats-server exchange signed requests; the receiver
  * prints what it verified, and three tampered frames show what it refuses.
  *
- *   npx -y pnpm@10 demo                (add -- --json for a machine-readable summary)
- *   npx -y pnpm@10 demo -- --secure    (secure mode: agents admitted by their DID; ./secure.ts)
+ *   npx -y pnpm@10 hello               (add --json for a machine-readable summary)
+ *   npx -y pnpm@10 hello --secure      (secure mode: agents admitted by their DID; ./secure.ts)
  *   npx tsx examples/hello/index.ts [--secure] [--json]
  *
  * In secure mode nats-server itself refuses the eavesdropper and the tampered
