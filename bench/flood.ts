@@ -8,12 +8,11 @@
  */
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { joinMesh } from '@trustmesh/client';
 import { startNatsServer } from '@trustmesh/embedded-nats';
 import { generateKey, signFrame, subjects } from '@trustmesh/protocol';
+import { FLOOD_PROCESS } from '@trustmesh/test-utils';
 
 const HELP = `Usage: npx tsx bench/flood.ts [flags]
 
@@ -96,7 +95,7 @@ try {
       ]);
   }
 
-  const child = fork(join(dirname(fileURLToPath(import.meta.url)), 'lib', 'flood-child.mjs'), [], { serialization: 'advanced' });
+  const child = fork(FLOOD_PROCESS, [], { serialization: 'advanced' });
   const ready = new Promise<void>((resolve) => child.once('message', () => resolve()));
   const done = new Promise<{ sent: number; rate: number }>((resolve) =>
     child.on('message', (m: { done?: boolean; sent: number; rate: number }) => m.done && resolve(m)),

@@ -1,13 +1,13 @@
 /**
  * Mesh client v2 under a hostile peer (issue 6): nothing a peer sends crashes,
  * starves or misleads an agent. Real nats-server, real crypto; floods come from
- * a worker thread with its own NATS connection.
+ * an attacker process with its own NATS connection.
  */
 import { randomBytes } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
+import { fork } from 'node:child_process';
 import { type Agent, type RejectionEvent, RemoteError } from '@trustmesh/client';
 import { type AgentKey, generateKey, MESSAGE_TYPES, openFrame, signFrame, subjects } from '@trustmesh/protocol';
-import { capture, forgeFrame, hostileValues, sleep, uniqueMesh, waitFor, withNats } from '@trustmesh/test-utils';
+import { capture, FLOOD_PROCESS, forgeFrame, hostileValues, sleep, uniqueMesh, waitFor, withNats } from '@trustmesh/test-utils';
 import { describe, expect, it } from 'vitest';
 
 const nats = withNats();
@@ -19,7 +19,7 @@ async function pair(mesh: string, bobInit: Record<string, unknown> = {}): Promis
   return { alice, bob };
 }
 
-/** Runs `frames` from a flooding worker for `durationMs`; resolves with how many it sent. */
+/** Runs `frames` from a flooding attacker process for `durationMs`; resolves with how many it sent. */
 /**
  * Floods at `rate` frames/s. On these 2-core machines one attacker at full speed
  * (about 100,000/s) takes a core and nats-server the other, and everything on the
@@ -33,18 +33,16 @@ async function flood(
   durationMs: number,
   during: () => Promise<void>,
 ): Promise<{ sent: number; rate: number }> {
-  const worker = new Worker(new URL('./fixtures/flood-worker.mjs', import.meta.url), {
-    workerData: { url: nats.url, frames, durationMs, rate: FLOOD_RATE },
-  });
+  const child = fork(FLOOD_PROCESS, [], { serialization: 'advanced' });
+  const ready = new Promise<void>((resolve) => child.once('message', () => resolve()));
   const done = new Promise<{ sent: number; rate: number }>((resolve, reject) => {
-    worker.on('message', (m: { done?: boolean; sent: number; rate: number }) => m.done && resolve(m));
-    worker.on('error', reject);
+    child.on('message', (m: { done?: boolean; sent: number; rate: number }) => m.done && resolve(m));
+    child.on('error', reject);
   });
-  await new Promise<void>((resolve) => worker.once('message', () => resolve()));
+  child.send({ url: nats.url, frames, durationMs, rate: FLOOD_RATE });
+  await ready;
   await during();
-  const result = await done;
-  await worker.terminate();
-  return result;
+  return done;
 }
 
 /** Sequential requests for `ms`: success rate and latencies. */

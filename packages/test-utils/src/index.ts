@@ -15,3 +15,5 @@ export * from './secure.ts';
 export { hostileValues } from './hostile.ts';
 export { withNatsCluster, CLUSTER_CLIENT_OPTIONS, type NatsClusterFixture } from './cluster.ts';
 export * from './attacks.ts';
+/** Path of the flooding attacker process (fork it with `serialization: 'advanced'`). */
+export const FLOOD_PROCESS = new URL('./flood-process.mjs', import.meta.url);

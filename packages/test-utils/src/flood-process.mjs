@@ -1,5 +1,6 @@
-// The attacker as its own process: receives frames over IPC, then publishes them
-// round-robin as fast as one NATS connection takes them (or at --rate), for durationMs.
+// The attacker as its own process, for the flood tests and bench/flood.ts: receives
+// frames over IPC, then publishes them round-robin as fast as one NATS connection
+// takes them (or at `rate` frames/s), for `durationMs`. Plain JS: no loader needed.
 import { connect } from '@nats-io/transport-node';
 
 process.once('message', async ({ url, frames, durationMs, rate }) => {
