@@ -12,7 +12,7 @@ const BENCH_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../
 export function benchNames(): string[] {
   try {
     return readdirSync(BENCH_DIR)
-      .filter((f) => f.endsWith('.ts'))
+      .filter((f) => f.endsWith('.ts') && f !== 'run.ts')
       .map((f) => f.slice(0, -3))
       .sort();
   } catch {
@@ -23,40 +23,59 @@ export function benchNames(): string[] {
 export function registerBench(program: Command): void {
   program
     .command('bench')
-    .description(`run a benchmark of bench/ (tsx bench/<name>.ts): ${benchNames().join(', ') || 'none found'}`)
-    .argument('[name]', 'benchmark name', 'signed-throughput')
+    .description(
+      `run the benchmarks: with no NAME, bench/run.ts (every benchmark, or --only NAMES, one table or one JSON object); with NAME, that file alone (tsx bench/NAME.ts): ${
+        benchNames().join(', ') || 'none found'
+      }`,
+    )
+    .argument('[name]', 'one benchmark file of bench/, run alone (default: all, through bench/run.ts)')
     .argument('[args...]', 'more arguments for the benchmark (after --)')
-    .option('--only <name>', 'passed through: run only this part of the benchmark')
-    .option('--list', 'list the benchmarks and exit', false)
+    .option('--only <names>', 'passed through: only these benchmarks (bench/run.ts names, comma-separated)')
+    .option('--quick', 'passed through to bench/run.ts: fewer rounds, a smoke run', false)
+    .option('--list', 'list the benchmark files and exit', false)
     .action(
-      action(async (out, opts: { only?: string; list: boolean; json: boolean }, name: string, args: string[]) => {
-        const names = benchNames();
-        if (opts.list) {
-          out.result(names);
-          for (const n of names) out.line(n);
-          return;
-        }
-        if (!names.includes(name)) throw usageError(`no benchmark ${JSON.stringify(name)}; one of: ${names.join(', ')}`);
-        const tsx = createRequire(import.meta.url).resolve('tsx/cli');
-        const argv = [
-          tsx,
-          join(BENCH_DIR, `${name}.ts`),
-          ...(opts.only ? ['--only', opts.only] : []),
-          ...(opts.json ? ['--json'] : []),
-          ...args,
-        ];
-        out.progress(`running bench/${name}.ts (benchmarks take a while; tables print as they finish)`);
-        const code = await new Promise<number>((done) => {
-          const child = spawn(process.execPath, argv, { stdio: 'inherit', cwd: resolve(BENCH_DIR, '..') });
-          const forward = (s: NodeJS.Signals) => child.kill(s);
-          process.on('SIGINT', forward);
-          child.on('exit', (c, signal) => {
-            process.off('SIGINT', forward);
-            done(c ?? (signal ? 1 : 0));
+      action(
+        async (out, opts: { only?: string; quick: boolean; list: boolean; json: boolean }, name: string | undefined, args: string[]) => {
+          const names = benchNames();
+          if (name?.startsWith('-')) {
+            // `trustmesh bench -- --help`: flags for bench/run.ts, no file name
+            args = [name, ...args];
+            name = undefined;
+          }
+          if (opts.list) {
+            out.result(names);
+            for (const n of names) out.line(n);
+            return;
+          }
+          if (name !== undefined && !names.includes(name))
+            throw usageError(`no benchmark ${JSON.stringify(name)}; one of: ${names.join(', ')}`);
+          const file = name === undefined ? 'run.ts' : `${name}.ts`;
+          const tsx = createRequire(import.meta.url).resolve('tsx/cli');
+          const argv = [
+            tsx,
+            join(BENCH_DIR, file),
+            ...(opts.only ? ['--only', opts.only] : []),
+            ...(opts.quick && name === undefined ? ['--quick'] : []),
+            ...(opts.json ? ['--json'] : []),
+            ...args,
+          ];
+          out.progress(`running bench/${file} (benchmarks take minutes; tables print as they finish)`);
+          const code = await new Promise<number>((done) => {
+            const child = spawn(process.execPath, argv, { stdio: 'inherit', cwd: resolve(BENCH_DIR, '..') });
+            const forward = (s: NodeJS.Signals) => child.kill(s);
+            process.on('SIGINT', forward);
+            child.on('exit', (c, signal) => {
+              process.off('SIGINT', forward);
+              done(c ?? (signal ? 1 : 0));
+            });
+            child.on('error', () => done(1));
           });
-          child.on('error', () => done(1));
-        });
-        if (code !== 0) throw failure(`bench/${name}.ts exited with ${code}`);
-      }),
+          if (code === 2)
+            throw usageError(
+              `bench/${file} refused its arguments (see its --help: trustmesh bench ${name === undefined ? '' : `${name} `}-- --help)`,
+            );
+          if (code !== 0) throw failure(`bench/${file} exited with ${code}`);
+        },
+      ),
     );
 }
