@@ -8,6 +8,7 @@
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { type AgentKey, assertMeshName, generateKey, loadKeyFile, saveKeyFile } from '@trustmesh/protocol';
+import type { ClusterNodeConfig } from './cluster.ts';
 import { writeFileAtomic } from './files.ts';
 import { CliError, EXIT, failure } from './errors.ts';
 
@@ -22,8 +23,12 @@ export interface MeshConfig {
   version: 1;
   mesh: string;
   mode: Mode;
-  /** The NATS the mesh lives on; `embedded` when `up` runs its own nats-server. */
-  nats: { url: string; port?: number; embedded: boolean };
+  /**
+   * The NATS the mesh lives on; `embedded` when `up` runs its own nats-server.
+   * A local cluster (`up --nodes N`) records every node (fixed ports, so `up`
+   * resumes it) and `urls`, all of which clients are given; `url` is the first.
+   */
+  nats: { url: string; port?: number; embedded: boolean; urls?: string[]; cluster?: { name: string; nodes: ClusterNodeConfig[] } };
   /** Key files are relative to the mesh directory. */
   operator: { did: string; keyFile: string };
   broker: { did: string; keyFile: string };

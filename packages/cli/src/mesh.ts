@@ -6,10 +6,12 @@
  * service. Commands that talk to a running mesh use {@link connectAs}.
  */
 import { join } from 'node:path';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { type AuditService, startAudit } from '@trustmesh/audit';
+import { type AuditService, ensureCaptureStream, startAudit } from '@trustmesh/audit';
 import { type Broker, type BrokerInit, createBroker } from '@trustmesh/broker';
+import { replicasFor } from '@trustmesh/client';
 import { findNatsServer, NatsServerError, type NatsServerHandle, startNatsServer } from '@trustmesh/embedded-nats';
 import { type AgentKey, meshBuckets } from '@trustmesh/protocol';
 import {
@@ -33,6 +35,7 @@ import {
   readConfig,
   writeConfig,
 } from './config.ts';
+import { type LocalCluster, planCluster, startLocalCluster } from './cluster.ts';
 import { CliError, EXIT, NATS_INSTALL_HINT } from './errors.ts';
 import type { Output } from './output.ts';
 
@@ -43,6 +46,8 @@ export interface StartMeshInit {
   dir: string;
   mesh?: string;
   port?: number;
+  /** Nodes of the local cluster to start (>= 3); 1 (default) is one nats-server. A resumed mesh keeps its count. */
+  nodes?: number;
   open?: boolean;
   /** Use this NATS instead of starting one (open mode: the CLI cannot configure its auth). */
   nats?: string;
@@ -59,7 +64,11 @@ export interface RunningMesh {
   readonly config: MeshConfig;
   readonly dir: string;
   readonly url: string;
+  /** Every node's URL (one for a single server). */
+  readonly urls: readonly string[];
   readonly server: NatsServerHandle | undefined;
+  /** The local cluster of `up --nodes N`. */
+  readonly cluster: LocalCluster | undefined;
   readonly authority: MeshAuthority | undefined;
   readonly broker: Broker;
   readonly audit: AuditService;
@@ -74,6 +83,12 @@ export async function startMesh(init: StartMeshInit): Promise<RunningMesh> {
   const { out } = init;
   if (init.nats === undefined && findNatsServer() === undefined) {
     throw new CliError(EXIT.natsServerMissing, `nats-server not found: ${NATS_INSTALL_HINT}`);
+  }
+  if (init.nodes !== undefined && !(Number.isInteger(init.nodes) && (init.nodes === 1 || (init.nodes >= 3 && init.nodes <= 16)))) {
+    throw new CliError(
+      EXIT.usage,
+      `--nodes must be 1 or from 3 to 16 (a cluster that keeps R3 state writable after losing a node), not ${init.nodes}`,
+    );
   }
   const p = paths(init.dir);
   await ensureDir(p.root);
@@ -99,9 +114,50 @@ export async function startMesh(init: StartMeshInit): Promise<RunningMesh> {
     authority = await openMeshAuthority({ dir: p.authority, mesh });
   }
 
+  const nodes = init.nodes ?? previous?.nats.cluster?.nodes.length ?? 1;
+  if (previous !== undefined && (previous.nats.cluster?.nodes.length ?? 1) !== nodes) {
+    throw new CliError(
+      EXIT.usage,
+      `${p.root} holds a mesh on ${previous.nats.cluster?.nodes.length ?? 1} node(s), not ${nodes}: drop --nodes or use another --dir`,
+    );
+  }
+  if (nodes > 1 && external !== undefined) throw new CliError(EXIT.usage, '--nodes starts a local cluster; it cannot be used with --nats');
+  if (nodes > 1 && init.port !== undefined) throw new CliError(EXIT.usage, '--port is for one server; a cluster chooses its ports once');
+
   let server: NatsServerHandle | undefined;
+  let cluster: LocalCluster | undefined;
   let url: string;
-  if (external === undefined) {
+  let urls: string[];
+  if (external === undefined && nodes > 1) {
+    const name = `tm-${mesh}`.replace(/[^A-Za-z0-9_-]/g, '_');
+    const planned = previous?.nats.cluster?.nodes ?? (await planCluster(name, nodes));
+    out.progress(
+      `starting a ${nodes}-node nats-server cluster (JetStream stores under ${p.natsStore}, client ports ${planned.map((n) => n.port).join(', ')})`,
+    );
+    await ensureDir(p.natsStore);
+    try {
+      cluster = await startLocalCluster({
+        name: previous?.nats.cluster?.name ?? name,
+        nodes: planned,
+        storeDir: p.natsStore,
+        ...(authority !== undefined && {
+          extraConfig: (node) => authority.serverConfig({ resolverDir: join(p.natsStore, `jwt-${node.name}`) }),
+        }),
+        ...(init.serverLog !== undefined && { log: (node, line) => init.serverLog?.(`${node} ${line}`) }),
+      });
+    } catch (err) {
+      if (err instanceof NatsServerError && err.code === 'nats_server_missing') {
+        throw new CliError(EXIT.natsServerMissing, `nats-server not found: ${NATS_INSTALL_HINT}`, { cause: err });
+      }
+      throw new CliError(
+        EXIT.failure,
+        `the cluster could not start on ports ${planned.map((n) => `${n.port}/${n.clusterPort}/${n.httpPort}`).join(', ')}: is this mesh already up, or a port taken?\n${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    urls = [...cluster.urls];
+    url = urls[0]!;
+  } else if (external === undefined) {
     const port = init.port ?? previous?.nats.port;
     out.progress(`starting nats-server (JetStream store ${p.natsStore}${port === undefined ? '' : `, port ${port}`})`);
     await ensureDir(p.natsStore);
@@ -126,8 +182,10 @@ export async function startMesh(init: StartMeshInit): Promise<RunningMesh> {
       throw err;
     }
     url = server.url;
+    urls = [url];
   } else {
     url = external;
+    urls = [url];
   }
 
   const config: MeshConfig = {
@@ -135,7 +193,20 @@ export async function startMesh(init: StartMeshInit): Promise<RunningMesh> {
     version: 1,
     mesh,
     mode,
-    nats: server === undefined ? { url, embedded: false } : { url, port: server.port, embedded: true },
+    nats:
+      cluster !== undefined
+        ? {
+            url,
+            embedded: true,
+            urls,
+            cluster: {
+              name: previous?.nats.cluster?.name ?? cluster.nodes[0]!.name.replace(/-n1$/, ''),
+              nodes: cluster.nodes.map(({ name, port, clusterPort, httpPort }) => ({ name, port, clusterPort, httpPort })),
+            },
+          }
+        : server === undefined
+          ? { url, embedded: false }
+          : { url, port: server.port, embedded: true },
     operator: { did: operatorKey.did, keyFile: 'operator.key' },
     broker: { did: brokerKey.did, keyFile: 'broker.key' },
     audit: { did: auditKey.did, keyFile: 'audit.key', log: join('audit', `${mesh}.log`) },
@@ -145,7 +216,8 @@ export async function startMesh(init: StartMeshInit): Promise<RunningMesh> {
   let broker: Broker | undefined;
   let audit: AuditService | undefined;
   const connectAs = async (key: AgentKey, role: Role, name: string) => {
-    const nc = await connectTo(url, mode, authority, key, role, name);
+    // Services on a cluster are given every node and reconnect forever: a node loss is a failover, not an outage.
+    const nc = await connectTo(urls, mode, authority, key, role, name, cluster === undefined ? 10 : -1);
     connections.push(nc);
     return nc;
   };
@@ -154,15 +226,22 @@ export async function startMesh(init: StartMeshInit): Promise<RunningMesh> {
     await broker?.close().catch(() => undefined);
     await Promise.all(connections.map((nc) => nc.close().catch(() => undefined)));
     await server?.stop();
+    await cluster?.stop();
   };
   try {
     if (mode === 'open') out.warn(openModeWarning(url));
     const operatorNc = await connectAs(operatorKey, 'operator', 'trustmesh-operator');
     out.progress('provisioning JetStream state (presence registry)');
-    const kvm = new Kvm(operatorNc);
+    // Creating an R3 stream waits for a placement by the meta leader: on a loaded machine more than the default 5 s.
+    const apiTimeout = { timeout: cluster === undefined ? 5_000 : 30_000 };
+    const kvm = new Kvm(jetstream(operatorNc, apiTimeout));
     const presence = meshBuckets(mesh).presence;
-    await kvm.create(presence, { ...PRESENCE_BUCKET }).catch(() => kvm.open(presence));
+    // R3 on a cluster of 3 or more, R1 on one server (replicasFor reads the server's INFO).
+    const replicas = replicasFor(operatorNc);
+    await kvm.create(presence, { ...PRESENCE_BUCKET, replicas }).catch(() => kvm.open(presence));
     if (mode === 'secure') await hardenBucket(operatorNc, presence);
+    // The audit creates its capture stream if missing; on a cluster it is created here first, with the longer timeout.
+    if (cluster !== undefined) await ensureCaptureStream(await jetstreamManager(operatorNc, apiTimeout), mesh, { replicas });
     out.progress('starting the trust broker');
     broker = await createBroker({
       key: brokerKey,
@@ -179,6 +258,7 @@ export async function startMesh(init: StartMeshInit): Promise<RunningMesh> {
       connection: await connectAs(auditKey, 'audit', 'audit'),
       path: join(p.root, config.audit.log),
       workers: 1,
+      capture: { replicas },
       ...(init.checkpointIntervalMs !== undefined && { checkpointIntervalMs: init.checkpointIntervalMs }),
     });
     await writeConfig(init.dir, config);
@@ -186,21 +266,24 @@ export async function startMesh(init: StartMeshInit): Promise<RunningMesh> {
     await stop();
     throw err;
   }
-  const running: RunningMesh = { config, dir: p.root, url, server, authority, broker, audit, operatorKey, connectAs, stop };
+  const running: RunningMesh = { config, dir: p.root, url, urls, server, cluster, authority, broker, audit, operatorKey, connectAs, stop };
   return running;
 }
 
 /** Connects `key` to the mesh at `url`; in secure mode the authority admits it with `role` first. */
 export async function connectTo(
-  url: string,
+  servers: string | readonly string[],
   mode: Mode,
   authority: MeshAuthority | undefined,
   key: AgentKey,
   role: Role,
   name: string,
+  maxReconnectAttempts = 10,
 ): Promise<NatsConnection> {
+  const all = typeof servers === 'string' ? [servers] : [...servers];
+  const url = all.join(', ');
   try {
-    if (mode === 'open') return await connect({ servers: url, name, maxReconnectAttempts: 10 });
+    if (mode === 'open') return await connect({ servers: all, name, maxReconnectAttempts });
     if (authority === undefined) throw new CliError(EXIT.failure, 'secure mode needs the mesh authority (the mesh directory)');
     if (authority.revokedAt(key.did) !== undefined) {
       // Admitting on the fly would undo a revocation silently: only `trustmesh admit` does that, explicitly.
@@ -210,7 +293,7 @@ export async function connectTo(
       );
     }
     const { jwt } = await authority.admit(key.did, { name, role });
-    return await connect(secureConnectOptions(key, jwt, url, { name, maxReconnectAttempts: 10 }));
+    return await connect(secureConnectOptions(key, jwt, all, { name, maxReconnectAttempts }));
   } catch (err) {
     if (err instanceof CliError) throw err;
     const message = (err as Error).message;
@@ -228,6 +311,8 @@ export interface MeshTarget {
   mesh: string;
   mode: Mode;
   url: string;
+  /** Every node's URL: `url` alone, or a local cluster's nodes. */
+  urls: string[];
   config: MeshConfig | undefined;
   dir: string;
   authority: MeshAuthority | undefined;
@@ -248,6 +333,7 @@ export async function resolveTarget(options: TargetOptions): Promise<MeshTarget>
       mesh,
       mode,
       url: options.nats,
+      urls: [options.nats],
       config,
       dir: options.dir,
       authority: mode === 'secure' ? await authorityOf(options.dir) : undefined,
@@ -265,6 +351,7 @@ export async function resolveTarget(options: TargetOptions): Promise<MeshTarget>
     mesh: config.mesh,
     mode: config.mode,
     url: config.nats.url,
+    urls: config.nats.urls ?? [config.nats.url],
     config,
     dir: options.dir,
     authority: config.mode === 'secure' ? await authorityOf(options.dir) : undefined,

@@ -73,6 +73,7 @@ describe('trustmesh', () => {
       [['did', 'resolve', 'did:key:nope'], /not an Ed25519 did:key/],
       [['trust', 'get'], /missing required argument 'did'/],
       [['up', '--port', '70000'], /a port is an integer from 1 to 65535/],
+      [['up', '--nodes', '2', '--dir', '/nonexistent/tm-nodes'], /--nodes must be 1 or from 3 to 16/],
       [['status', '--no-such-option'], /unknown option '--no-such-option'/],
       [['bench', 'no-such-bench'], /no benchmark "no-such-bench"; one of: .*signed-throughput/],
       [['request', 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK', 'add', '{oops'], /DATA must be JSON/],
@@ -218,6 +219,66 @@ describe('trustmesh', () => {
       await up.stop();
     }
   }, 120_000);
+
+  it('up --nodes 3 - a secure local cluster: status lists every node, kill/revive reach the agent, state is R3, Ctrl-C stops every node, a second up resumes it', async () => {
+    const dir = await tempDir('tm-cli-cluster-');
+    const up = await startUp(dir, ['--nodes', '3'], 45_000);
+    const agent = await startAgent(dir).catch(async (err) => {
+      await up.stop();
+      throw err;
+    });
+    const nodes = up.info.natsNodes ?? [];
+    try {
+      expect(up.info).toMatchObject({ ready: true, mode: 'secure' });
+      expect(nodes).toHaveLength(3);
+      expect(up.info.natsUrls).toEqual(nodes.map((n) => n.url));
+      const config = JSON.parse(await readFile(join(dir, 'trustmesh.json'), 'utf8')) as {
+        nats: { urls: string[]; cluster: { nodes: { port: number; httpPort: number }[] } };
+      };
+      expect(config.nats.urls).toEqual(up.info.natsUrls);
+      expect(config.nats.cluster.nodes.map((n) => `nats://127.0.0.1:${n.port}`)).toEqual(up.info.natsUrls);
+
+      const status = await run(['--json', 'status', '--dir', dir]);
+      expect(status.code, status.stderr).toBe(0);
+      const s = JSON.parse(status.stdout) as { natsUrls: string[]; agents: { did: string }[] };
+      expect(s.natsUrls).toEqual(up.info.natsUrls);
+      expect(s.agents.map((a) => a.did)).toEqual(expect.arrayContaining([up.info.broker, agent.did]));
+      expect((await run(['status', '--dir', dir])).stdout).toContain('3-node cluster');
+
+      // The presence bucket and the audit capture stream are replicated on all three nodes.
+      const jsz = (await (
+        await fetch(`http://127.0.0.1:${config.nats.cluster.nodes[0]!.httpPort}/jsz?accounts=true&streams=true&config=true`)
+      ).json()) as { account_details?: { stream_detail?: { name: string; config: { num_replicas: number } }[] }[] };
+      const streams = (jsz.account_details ?? []).flatMap((a) => a.stream_detail ?? []);
+      const replicas = Object.fromEntries(streams.map((st) => [st.name, st.config.num_replicas]));
+      expect(replicas).toMatchObject({ KV_tm_local_presence: 3, tm_local_audit_capture: 3 });
+
+      const kill = await run(['--json', 'kill', '--dir', dir]);
+      expect(kill.code, kill.stderr).toBe(0);
+      expect(JSON.parse(kill.stdout)).toMatchObject({ op: 'kill', seq: 1, acknowledged: 1, missing: [] });
+      const revive = await run(['--json', 'revive', '--dir', dir]);
+      expect(revive.code, revive.stderr).toBe(0);
+      expect(JSON.parse(revive.stdout)).toMatchObject({ op: 'revive', seq: 2, acknowledged: 1, missing: [] });
+    } finally {
+      await agent.stop();
+      expect(await up.stop()).toBe(0);
+    }
+    const gone = (list: { name: string; pid: number }[]) => {
+      for (const node of list) expect(() => process.kill(node.pid, 0), `${node.name} (pid ${node.pid}) still running`).toThrow();
+    };
+    gone(nodes);
+
+    // A second `up` (no --nodes) resumes the same cluster: same ports and stores, the kill state kept.
+    const again = await startUp(dir, [], 45_000);
+    try {
+      expect(again.info.natsUrls).toEqual(up.info.natsUrls);
+      const resumed = JSON.parse((await run(['--json', 'status', '--dir', dir])).stdout) as { kill: { seq: number } };
+      expect(resumed.kill.seq).toBe(2);
+    } finally {
+      expect(await again.stop()).toBe(0);
+    }
+    gone(again.info.natsNodes ?? []);
+  }, 90_000);
 
   it('bench - --list names the benchmarks of bench/', async () => {
     const list = await run(['--json', 'bench', '--list']);

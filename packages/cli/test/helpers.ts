@@ -42,6 +42,8 @@ export interface Up {
     mesh: string;
     mode: string;
     nats: string;
+    natsUrls: string[];
+    natsNodes?: { name: string; url: string; pid: number; store: string }[];
     operator: { did: string };
     broker: string;
     audit: { did: string; log: string };
@@ -52,7 +54,7 @@ export interface Up {
 }
 
 /** `trustmesh --json up --dir <dir> ...` in the background, resolved once it printed its ready JSON. */
-export function startUp(dir: string, extra: string[] = []): Promise<Up> {
+export function startUp(dir: string, extra: string[] = [], timeoutMs = 20_000): Promise<Up> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, '--json', 'up', '--dir', dir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -61,7 +63,7 @@ export function startUp(dir: string, extra: string[] = []): Promise<Up> {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`trustmesh up did not get ready\n${stdout}\n${stderr}`));
-    }, 20_000);
+    }, timeoutMs);
     child.stderr.on('data', (d) => (stderr += d));
     child.stdout.on('data', (d) => {
       stdout += d;

@@ -26,7 +26,7 @@ async function asOperator(opts: TargetOpts, out: Output): Promise<{ target: Mesh
   const target = await resolveTarget(opts);
   const key = await operatorKeyOf(target, opts.key);
   out.progress(`connecting to ${target.url} (mesh ${target.mesh}, ${target.mode} mode) as operator ${shortDid(key.did)}`);
-  const nc = await connectTo(target.url, target.mode, target.authority, key, 'operator', 'trustmesh-cli');
+  const nc = await connectTo(target.urls, target.mode, target.authority, key, 'operator', 'trustmesh-cli');
   return { target, key, nc };
 }
 
@@ -80,6 +80,7 @@ export function registerOps(program: Command): void {
             mode: target.mode,
             modeDescription: describeMode(target.mode),
             nats: target.url,
+            natsUrls: target.urls,
             operator: target.config?.operator.did,
             broker: target.config?.broker.did,
             audit: target.config?.audit.did,
@@ -88,7 +89,11 @@ export function registerOps(program: Command): void {
             breakers: breakers ?? null,
           };
           out.result(status);
-          out.line(`mesh ${target.mesh} on ${target.url}`);
+          out.line(
+            target.urls.length > 1
+              ? `mesh ${target.mesh} on a ${target.urls.length}-node cluster: ${target.urls.join(', ')}`
+              : `mesh ${target.mesh} on ${target.url}`,
+          );
           out.line(`mode: ${describeMode(target.mode)}`);
           if (target.mode === 'open') out.warn(openModeWarning(target.url));
           if (target.config) {
@@ -202,7 +207,7 @@ export function registerOps(program: Command): void {
           const data = parseJson(dataText);
           const target = await resolveTarget(opts);
           const key = opts.key !== undefined ? await loadKey(opts.key) : generateKey();
-          const nc = await connectTo(target.url, target.mode, target.authority, key, 'agent', 'trustmesh-cli');
+          const nc = await connectTo(target.urls, target.mode, target.authority, key, 'agent', 'trustmesh-cli');
           const agent = await joinMesh({
             mesh: target.mesh,
             name: 'trustmesh-cli',
