@@ -25,7 +25,7 @@ interface TargetOpts {
 async function asOperator(opts: TargetOpts, out: Output): Promise<{ target: MeshTarget; key: AgentKey; nc: NatsConnection }> {
   const target = await resolveTarget(opts);
   const key = await operatorKeyOf(target, opts.key);
-  out.progress(`connecting to ${target.url} (mesh ${target.mesh}, ${target.mode} mode) as operator ${shortDid(key.did)}`);
+  out.progress(`connecting to ${target.urls.join(', ')} (mesh ${target.mesh}, ${target.mode} mode) as operator ${shortDid(key.did)}`);
   const nc = await connectTo(target.urls, target.mode, target.authority, key, 'operator', 'trustmesh-cli');
   return { target, key, nc };
 }
