@@ -6,10 +6,9 @@
  * ports and stores). `startNatsCluster` picks new ports on every start, which
  * a resumed cluster cannot use; the nodes are started here one by one instead.
  */
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type NatsServerHandle, startNatsServer } from '@trustmesh/embedded-nats';
+import { clusterNodeProblem, freeLoopbackPorts, type NatsServerHandle, startNatsServer } from '@trustmesh/embedded-nats';
 
 const HOST = '127.0.0.1';
 
@@ -43,7 +42,7 @@ export interface LocalCluster {
 
 /** Names and free ports for a new cluster of `count` nodes. */
 export async function planCluster(name: string, count: number): Promise<ClusterNodeConfig[]> {
-  const ports = await freePorts(count * 3);
+  const ports = await freeLoopbackPorts(count * 3);
   return Array.from({ length: count }, (_, i) => ({
     name: `${name}-n${i + 1}`,
     port: ports[i * 3]!,
@@ -99,47 +98,10 @@ export async function startLocalCluster(init: LocalClusterInit): Promise<LocalCl
 async function waitUntilFormed(nodes: readonly ClusterNodeConfig[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const problems = await Promise.all(nodes.map((n) => nodeProblem(n, nodes.length)));
+    const problems = await Promise.all(nodes.map((n) => clusterNodeProblem(n.httpPort, nodes.length, true)));
     const problem = problems.find((p) => p !== undefined);
     if (problem === undefined) return;
     if (Date.now() > deadline) throw new Error(`the cluster did not form within ${timeoutMs} ms: ${problem}`);
     await sleep(100);
   }
-}
-
-async function nodeProblem(node: ClusterNodeConfig, count: number): Promise<string | undefined> {
-  const routez = (await monitor(node.httpPort, 'routez')) as { routes?: { remote_id?: string }[] } | undefined;
-  if (routez === undefined) return `${node.name} does not answer`;
-  const remotes = new Set((routez.routes ?? []).map((r) => r.remote_id)).size;
-  if (remotes < count - 1) return `${node.name} has ${remotes} of ${count - 1} routes`;
-  const jsz = (await monitor(node.httpPort, 'jsz')) as { meta_cluster?: { leader?: string } } | undefined;
-  if (!jsz?.meta_cluster?.leader) return `${node.name} knows no JetStream meta leader yet`;
-  return undefined;
-}
-
-async function monitor(httpPort: number, path: string): Promise<unknown> {
-  try {
-    const response = await fetch(`http://${HOST}:${httpPort}/${path}`, { signal: AbortSignal.timeout(2_000) });
-    return response.ok ? await response.json() : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function freePorts(n: number): Promise<number[]> {
-  const ports = new Set<number>();
-  while (ports.size < n) {
-    ports.add(
-      await new Promise<number>((resolve, reject) => {
-        const server = createServer();
-        server.once('error', reject);
-        server.listen(0, HOST, () => {
-          const address = server.address();
-          const port = typeof address === 'object' && address !== null ? address.port : 0;
-          server.close(() => resolve(port));
-        });
-      }),
-    );
-  }
-  return [...ports];
 }

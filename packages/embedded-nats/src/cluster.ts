@@ -213,8 +213,8 @@ interface Jsz {
   meta_cluster?: { leader?: string; cluster_size?: number };
 }
 
-/** Why node at `httpPort` is not ready yet, or `undefined` when it is. */
-async function nodeProblem(httpPort: number, running: number, jetstream: boolean): Promise<string | undefined> {
+/** Why node at `httpPort` is not ready yet (routes to the others, a JetStream meta leader), or `undefined` when it is. */
+export async function nodeProblem(httpPort: number, running: number, jetstream: boolean): Promise<string | undefined> {
   const routez = (await monitor(httpPort, 'routez')) as { num_routes?: number; routes?: { remote_id?: string }[] } | undefined;
   if (routez === undefined) return `node on http port ${httpPort} does not answer`;
   // A route counts once per remote (2.9 opens one route per pair).
@@ -236,7 +236,7 @@ async function monitor(httpPort: number, path: string): Promise<unknown> {
 }
 
 /** Distinct free TCP ports on loopback (bound, read, released; the servers bind them right after). */
-async function freePorts(n: number): Promise<number[]> {
+export async function freePorts(n: number): Promise<number[]> {
   const ports = new Set<number>();
   while (ports.size < n) {
     ports.add(

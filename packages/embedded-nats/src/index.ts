@@ -21,7 +21,7 @@
  */
 export { startNatsServer } from './server.ts';
 export type { NatsServerInit, NatsServerHandle } from './server.ts';
-export { startNatsCluster } from './cluster.ts';
+export { startNatsCluster, nodeProblem as clusterNodeProblem, freePorts as freeLoopbackPorts } from './cluster.ts';
 export type { NatsClusterInit, NatsClusterHandle, NatsClusterNode } from './cluster.ts';
 export type { ClusterConfig } from './config.ts';
 export { findNatsServer, natsServerVersion } from './binary.ts';
