@@ -6,7 +6,7 @@
  */
 import { capabilityToken, TaskTimeoutError } from '@trustmesh/client';
 import { generateKey } from '@trustmesh/protocol';
-import { capture, uniqueMesh, waitFor, withNats } from '@trustmesh/test-utils';
+import { capture, sleep, uniqueMesh, waitFor, withNats } from '@trustmesh/test-utils';
 import { describe, expect, it } from 'vitest';
 import { deferred, joinWithTasks, type TaskAgent } from './tasks-fixture.ts';
 
@@ -165,6 +165,8 @@ describe('tasks - capability queue groups', () => {
       runs++;
       return 'bad ran';
     });
+    // serve() subscribes to the queue subject on bad's own connection; give the server a moment to know it.
+    await sleep(200);
     const task = delegator.t.delegate({ to: { capability: 'fetch:web/**' }, capability: 'fetch:web/x', timeoutMs: 500 });
     await waitFor(() => delegator.t.stats().claimsDeclined === 1, 'the refused claim declined');
     expect(task.state).toBe('submitted');
