@@ -100,9 +100,16 @@ function reportViolation(reporter: Agent, broker: Broker, key = badKey): void {
 
 /** The JetStream API over plain requests (the root package has no JetStream client); throws on an API error. */
 async function jsApi<T>(nc: NatsConnection, subject: string, body: unknown = {}): Promise<T> {
-  const reply = (await nc.request(`$JS.API.${subject}`, JSON.stringify(body), { timeout: 5_000 })).json<T & { error?: unknown }>();
-  if (reply.error !== undefined) throw new Error(`${subject}: ${JSON.stringify(reply.error)}`);
-  return reply;
+  // Right after a node loss the API may not answer while leaders are elected: a few tries, 5 s each.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const reply = (await nc.request(`$JS.API.${subject}`, JSON.stringify(body), { timeout: 5_000 })).json<T & { error?: unknown }>();
+      if (reply.error !== undefined) throw new Error(`${subject}: ${JSON.stringify(reply.error)}`);
+      return reply;
+    } catch (err) {
+      if (attempt >= 4 || !(err instanceof Error) || err.name !== 'TimeoutError') throw err;
+    }
+  }
 }
 
 interface StreamInfo {
