@@ -208,3 +208,50 @@ describe('ReplayGuard bounded memory', () => {
     expect(seen.length).toBeGreaterThan(0);
   });
 });
+
+describe('ReplayGuard per signer', () => {
+  it('replay - one signer flooding fresh ids raises only its own floor; another signer is untouched', () => {
+    const g = new ReplayGuard({ maxEntries: 400 });
+    for (let i = 0; i < 5_000; i++) admitFor(g, 'flooder', `f${i}`, T0 + i, T0 + 5_000, false);
+    expect(g.floorOf('flooder')).toBeGreaterThan(T0);
+    expect(g.check('honest', 'h1', 'x', T0 + 10, T0 + 5_000, true)).toBe('fresh');
+    expect(g.floorOf('honest', true)).toBe(-1);
+    expect(g.size).toBeLessThanOrEqual(400);
+  });
+
+  it('replay - no gap: whatever the flood evicts, no accepted (signer, id) is ever fresh again inside the window', () => {
+    const g = new ReplayGuard({ maxEntries: 200 });
+    const accepted: Array<[string, string, number]> = [];
+    const random = prng(42);
+    const now = T0 + 10_000;
+    for (let i = 0; i < 20_000; i++) {
+      // Many small unknown signers (fresh keys) and a few big ones: both eviction paths run.
+      const signer = random() < 0.5 ? `fresh${i}` : `big${i % 3}`;
+      const iat = T0 + Math.floor(random() * 9_000);
+      if (g.check(signer, `id${i}`, 'x', iat, now, false) === 'fresh') accepted.push([signer, `id${i}`, iat]);
+    }
+    for (const [signer, id, iat] of accepted) expect(g.check(signer, id, 'x', iat, now, false), `${signer} ${id}`).not.toBe('fresh');
+  });
+
+  it('replay - another frame with an accepted (signer, id) is equivocation, the same frame is replay', () => {
+    const g = new ReplayGuard();
+    expect(g.check('s', 'id', 'sig-a', T0, T0)).toBe('fresh');
+    expect(g.check('s', 'id', 'sig-a', T0, T0)).toBe('replay');
+    expect(g.check('s', 'id', 'sig-b', T0, T0)).toBe('equivocation');
+    expect(g.check('t', 'id', 'sig-b', T0, T0)).toBe('fresh');
+  });
+
+  it('replay - unknown signers share a quarter of the memory: they cannot push a known peer out', () => {
+    const g = new ReplayGuard({ maxEntries: 400 });
+    for (let i = 0; i < 300; i++) expect(g.check('peer', `p${i}`, 'x', T0 + 1_000, T0 + 1_000, true)).toBe('fresh');
+    for (let i = 0; i < 5_000; i++) g.check(`fresh${i}`, 'id', 'x', T0 + 1_000, T0 + 1_000, false);
+    expect(g.heldBy('peer')).toBe(300);
+    expect(g.check('peer', 'p0', 'x', T0 + 1_000, T0 + 1_000, true)).toBe('replay');
+  });
+});
+
+function admitFor(g: ReplayGuard, signer: string, id: string, iat: number, now: number, known: boolean): ReplayVerdict | 'future' {
+  if (iat < now - g.windowMs) return 'stale';
+  if (iat > now + g.windowMs) return 'future';
+  return g.check(signer, id, 'x', iat, now, known);
+}
