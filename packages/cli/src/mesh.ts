@@ -39,6 +39,19 @@ import { type LocalCluster, planCluster, startLocalCluster } from './cluster.ts'
 import { CliError, EXIT, NATS_INSTALL_HINT } from './errors.ts';
 import type { Output } from './output.ts';
 
+/** Runs `work` up to `attempts` times while it fails with a NATS timeout; any other error is thrown at once. */
+async function retryTimeouts(work: () => Promise<void>, attempts: number): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await work();
+      return;
+    } catch (err) {
+      const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.message === 'timeout');
+      if (!timedOut || attempt >= attempts) throw err;
+    }
+  }
+}
+
 /** The presence registry as the client creates it (history 1, ttl 4 expiries of the default 45 s). */
 const PRESENCE_BUCKET = { history: 1, ttl: 180_000, allow_direct: false } as const;
 
@@ -238,8 +251,14 @@ export async function startMesh(init: StartMeshInit): Promise<RunningMesh> {
     const presence = meshBuckets(mesh).presence;
     // R3 on a cluster of 3 or more, R1 on one server (replicasFor reads the server's INFO).
     const replicas = replicasFor(operatorNc);
-    await kvm.create(presence, { ...PRESENCE_BUCKET, replicas }).catch(() => kvm.open(presence));
-    if (mode === 'secure') await hardenBucket(operatorNc, presence);
+    // A freshly formed cluster may not answer the JetStream API for a few seconds while leaders are elected.
+    await retryTimeouts(
+      async () => {
+        await kvm.create(presence, { ...PRESENCE_BUCKET, replicas }).catch(() => kvm.open(presence));
+        if (mode === 'secure') await hardenBucket(operatorNc, presence);
+      },
+      cluster === undefined ? 1 : 4,
+    );
     // The audit creates its capture stream if missing; on a cluster it is created here first, with the longer timeout.
     if (cluster !== undefined) await ensureCaptureStream(await jetstreamManager(operatorNc, apiTimeout), mesh, { replicas });
     out.progress('starting the trust broker');
