@@ -316,7 +316,7 @@ describe('cluster', () => {
 
     // The audit read everything the capture stream holds, with no gap.
     const last = (await streamInfo(captureStreamName(mesh))).state.last_seq;
-    await audit.caughtUp(20_000);
+    await audit.caughtUp(60_000);
     figures.auditAfterLoss = {
       gaps: audit.stats().gaps,
       missing: audit.stats().missing,
@@ -358,7 +358,7 @@ describe('cluster', () => {
     await load.stop();
     audit = await startAuditService();
     const last = (await streamInfo(captureStreamName(mesh))).state.last_seq;
-    await audit.caughtUp(20_000);
+    await audit.caughtUp(60_000);
     figures.auditRestart = { requestsWhileDown: load.ok, gaps: audit.stats().gaps, lastSeq: audit.stats().lastSeq, captured: last };
     expect(audit.stats().gaps).toBe(0);
     expect(audit.stats().lastSeq).toBeGreaterThanOrEqual(last); // its own checkpoints may come after

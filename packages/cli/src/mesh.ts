@@ -256,11 +256,11 @@ export async function startMesh(init: StartMeshInit): Promise<RunningMesh> {
       async () => {
         await kvm.create(presence, { ...PRESENCE_BUCKET, replicas }).catch(() => kvm.open(presence));
         if (mode === 'secure') await hardenBucket(operatorNc, presence);
+        // The audit creates its capture stream if missing; on a cluster it is created here first, with the longer timeout.
+        if (cluster !== undefined) await ensureCaptureStream(await jetstreamManager(operatorNc, apiTimeout), mesh, { replicas });
       },
-      cluster === undefined ? 1 : 4,
+      cluster === undefined ? 1 : 6,
     );
-    // The audit creates its capture stream if missing; on a cluster it is created here first, with the longer timeout.
-    if (cluster !== undefined) await ensureCaptureStream(await jetstreamManager(operatorNc, apiTimeout), mesh, { replicas });
     out.progress('starting the trust broker');
     broker = await createBroker({
       key: brokerKey,
