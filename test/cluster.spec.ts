@@ -326,7 +326,7 @@ describe('cluster', () => {
     };
     expect(audit.stats().gaps).toBe(0);
     expect(audit.stats().lastSeq).toBeGreaterThanOrEqual(last); // its own checkpoints may come after
-  }, 60_000);
+  }, 120_000);
 
   it('node back - the killed node restarts on its store and every replica catches up', async () => {
     const down = fx.cluster.nodes.findIndex((n) => !n.running);
